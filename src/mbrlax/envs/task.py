@@ -1,0 +1,48 @@
+"""A task: an environment's reward and termination as pure, batched JAX functions.
+
+Planners and model rollouts need the reward of imagined transitions, so for each
+known environment we write its reward and termination as differentiable functions
+of ``(obs, action, next_obs)`` that broadcast over any leading batch shape.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import jax.numpy as jnp
+import numpy as np
+
+# reward_fn(obs[..., D], action[..., A], next_obs[..., D]) -> reward[...]
+RewardFn = Callable[[jnp.ndarray, jnp.ndarray, jnp.ndarray], jnp.ndarray]
+# termination_fn(obs[..., D], action[..., A], next_obs[..., D]) -> terminated[...] (bool)
+TerminationFn = Callable[[jnp.ndarray, jnp.ndarray, jnp.ndarray], jnp.ndarray]
+
+
+def never_terminates(obs: jnp.ndarray, action: jnp.ndarray, next_obs: jnp.ndarray) -> jnp.ndarray:
+    """Termination function of environments that only truncate: always False, shape obs[..., 0]."""
+    return jnp.zeros(next_obs.shape[:-1], dtype=bool)
+
+
+@dataclass(frozen=True)
+class Task:
+    """Reward and termination of one environment, plus the facts planners need.
+
+    ``reward_fn`` / ``termination_fn`` take ``obs[..., D], action[..., A], next_obs[..., D]``
+    and return ``[...]``. ``action_low`` / ``action_high`` are ``[A]`` bounds.
+    """
+
+    env_id: str
+    obs_dim: int
+    act_dim: int
+    action_low: np.ndarray
+    action_high: np.ndarray
+    reward_fn: RewardFn
+    termination_fn: TerminationFn = never_terminates
+    max_episode_steps: int = 1000
+
+    def __hash__(self) -> int:  # hashable so a Task can be a static jit argument
+        return hash((self.env_id, self.obs_dim, self.act_dim, self.reward_fn, self.termination_fn))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Task) and hash(self) == hash(other)

@@ -1,0 +1,129 @@
+"""An ensemble of E MLPs as one batched network with weights ``[E, in, out]``.
+
+Each member maps a normalised ``(obs, action)`` to the normalised target
+``[Δobs, reward?]`` (Gaussian mean and log-variance, or a deterministic mean) and,
+optionally, a termination logit. The log-variance is bounded by learned soft limits
+as in PETS (Chua et al. 2018, appendix A.1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mbrlax.errors import ConfigError
+
+ACTIVATIONS: dict[str, Callable[[jnp.ndarray], jnp.ndarray]] = {
+    "silu": jax.nn.silu,
+    "relu": jax.nn.relu,
+    "tanh": jnp.tanh,
+    "elu": jax.nn.elu,
+    "gelu": jax.nn.gelu,
+}
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """Static shape and kind of an ensemble network."""
+
+    obs_dim: int
+    """Observation size D."""
+    act_dim: int
+    """Action size A."""
+    ensemble_size: int = 7
+    """Number of members E."""
+    hidden: int = 200
+    """Width of each hidden layer."""
+    depth: int = 4
+    """Number of hidden layers."""
+    activation: str = "silu"
+    """Hidden activation: silu, relu, tanh, elu or gelu."""
+    probabilistic: bool = True
+    """Gaussian head (mean, bounded log-variance, NLL) if True; deterministic MSE head if False."""
+    predict_reward: bool = False
+    """Also predict the reward (needed when the environment has no known task)."""
+    predict_termination: bool = False
+    """Also predict a termination logit (trained with binary cross-entropy)."""
+
+    def __post_init__(self):
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"unknown activation {self.activation!r}; choose from {sorted(ACTIVATIONS)}")
+        if min(self.obs_dim, self.act_dim, self.ensemble_size, self.hidden, self.depth) <= 0:
+            raise ConfigError(f"ensemble sizes must be positive: {self}")
+
+    @property
+    def in_dim(self) -> int:
+        return self.obs_dim + self.act_dim
+
+    @property
+    def gauss_dim(self) -> int:
+        """Size of the Gaussian/regression target: Δobs plus reward if predicted."""
+        return self.obs_dim + int(self.predict_reward)
+
+    @property
+    def out_dim(self) -> int:
+        return self.gauss_dim + int(self.predict_termination)
+
+    def flops_per_sample(self) -> int:
+        """Multiply-add FLOPs (2 per MAC) of one member on one input."""
+        sizes = [self.in_dim] + [self.hidden] * self.depth + [self.gauss_dim * (2 if self.probabilistic else 1) + int(self.predict_termination)]
+        return int(sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:])))
+
+
+class EnsembleOutput(NamedTuple):
+    """Raw network outputs in normalised target space; leading dims ``[E, B]``."""
+
+    mean: jnp.ndarray  # [E, B, G]
+    logvar: jnp.ndarray  # [E, B, G] (zeros for a deterministic head)
+    term_logit: jnp.ndarray  # [E, B] (zeros if termination is not predicted)
+
+
+def init_ensemble(cfg: EnsembleConfig, key: jax.Array) -> dict:
+    """Weights as a pytree: ``layers`` of ``{"w": [E, in, out], "b": [E, 1, out]}`` and logvar bounds ``[G]``."""
+    E = cfg.ensemble_size
+    head = cfg.gauss_dim * (2 if cfg.probabilistic else 1) + int(cfg.predict_termination)
+    sizes = [cfg.in_dim] + [cfg.hidden] * cfg.depth + [head]
+    keys = jax.random.split(key, len(sizes) - 1)
+    layers = []
+    for k, (fan_in, fan_out) in zip(keys, zip(sizes[:-1], sizes[1:])):
+        # truncated normal with std 1/(2 sqrt(fan_in)), as in the PETS code's initialiser
+        w = jax.random.truncated_normal(k, -2.0, 2.0, (E, fan_in, fan_out)) / (2.0 * np.sqrt(fan_in))
+        layers.append({"w": w.astype(jnp.float32), "b": jnp.zeros((E, 1, fan_out), jnp.float32)})
+    params = {"layers": layers}
+    if cfg.probabilistic:
+        params["max_logvar"] = jnp.full((cfg.gauss_dim,), 0.5, jnp.float32)
+        params["min_logvar"] = jnp.full((cfg.gauss_dim,), -10.0, jnp.float32)
+    return params
+
+
+def ensemble_forward(cfg: EnsembleConfig, params: dict, x: jnp.ndarray) -> EnsembleOutput:
+    """Apply member e to ``x[e]``: ``x[E, B, in]`` (normalised) -> outputs ``[E, B, ...]``."""
+    act = ACTIVATIONS[cfg.activation]
+    h = x
+    layers = params["layers"]
+    for layer in layers[:-1]:
+        h = act(jnp.einsum("ebi,eio->ebo", h, layer["w"]) + layer["b"])
+    out = jnp.einsum("ebi,eio->ebo", h, layers[-1]["w"]) + layers[-1]["b"]
+    G = cfg.gauss_dim
+    mean = out[..., :G]
+    if cfg.probabilistic:
+        raw = out[..., G:2 * G]
+        max_lv, min_lv = params["max_logvar"], params["min_logvar"]
+        logvar = max_lv - jax.nn.softplus(max_lv - raw)
+        logvar = min_lv + jax.nn.softplus(logvar - min_lv)
+    else:
+        logvar = jnp.zeros_like(mean)
+    term = out[..., -1] if cfg.predict_termination else jnp.zeros(out.shape[:-1], out.dtype)
+    return EnsembleOutput(mean, logvar, term)
+
+
+def select_members(params: dict, members: jnp.ndarray) -> dict:
+    """The sub-ensemble ``members[M]`` (e.g. the elites) of a weight pytree."""
+    return {
+        **params,
+        "layers": [{"w": l["w"][members], "b": l["b"][members]} for l in params["layers"]],
+    }

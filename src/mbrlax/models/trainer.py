@@ -1,0 +1,246 @@
+"""Fitting a dynamics ensemble to transitions (PETS/MBPO recipe).
+
+Adam on minibatches; each member trains on its own bootstrap resample of the training
+split; a holdout split drives early stopping, and each member keeps the snapshot of its
+best holdout epoch; the members with the lowest holdout error become the elites.
+One epoch is one jitted call (``lax.scan`` over minibatches). Datasets are padded to
+power-of-two buckets so a growing dataset recompiles only when it crosses a bucket.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm.auto import tqdm
+
+from mbrlax.data.buffer import Batch
+from mbrlax.errors import ConfigError, DataError, TrainingDivergedError
+from mbrlax.models.dynamics import DynamicsModel, ModelState
+from mbrlax.models.ensemble import ensemble_forward
+from mbrlax.models.normalizer import Normalizer
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """How to fit a model. Defaults follow PETS/MBPO (Chua et al. 2018; Janner et al. 2019)."""
+
+    learning_rate: float = 1e-3
+    """Adam step size."""
+    weight_decay: float = 5e-5
+    """L2 penalty on weights (PETS uses 2.5e-5 .. 1e-4 per layer)."""
+    batch_size: int = 256
+    """Minibatch size per member."""
+    max_epochs: int = 100
+    """Upper bound on epochs per fit."""
+    patience: int = 5
+    """Stop after this many epochs in which no member improved its holdout error."""
+    improvement_threshold: float = 0.01
+    """Relative holdout improvement that counts as progress."""
+    holdout_fraction: float = 0.2
+    """Share of the data held out for early stopping and elite selection."""
+    max_holdout: int = 5000
+    """Cap on the holdout size (MBPO)."""
+    logvar_bound_coef: float = 0.01
+    """Weight of (Σ max_logvar − Σ min_logvar) in the Gaussian loss (PETS)."""
+    bootstrap: bool = True
+    """Each member trains on its own resample with replacement."""
+    max_seconds: float = 0.0
+    """Wall-clock budget per fit in seconds (0: none)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+class FitResult(NamedTuple):
+    state: ModelState
+    history: list  # one dict per epoch: epoch, train_loss, holdout_mse (per member), seconds
+    holdout_mse: np.ndarray  # [E] best normalised holdout MSE per member
+
+
+def transition_arrays(model: DynamicsModel, data: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Network inputs ``[N, D + A]``, regression targets ``[N, G]`` and termination targets ``[N]``."""
+    cfg = model.cfg
+    if data.obs.shape[1] != cfg.obs_dim or data.action.shape[1] != cfg.act_dim:
+        raise DataError(f"data has obs/action dims {data.obs.shape[1]}/{data.action.shape[1]}, "
+                        f"model expects {cfg.obs_dim}/{cfg.act_dim}")
+    x = np.concatenate([data.obs, data.action], axis=1).astype(np.float32)
+    y = data.next_obs - data.obs
+    if cfg.predict_reward:
+        y = np.concatenate([y, data.reward[:, None]], axis=1)
+    y = y.astype(np.float32)
+    bad = ~(np.isfinite(x).all(1) & np.isfinite(y).all(1))
+    if bad.any():
+        raise DataError(f"training data has {int(bad.sum())} transitions with NaN/inf (first at row {int(np.argmax(bad))})")
+    return x, y, data.terminated.astype(np.float32)
+
+
+def _bucket(n: int, minimum: int) -> int:
+    return max(minimum, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
+
+
+def _pad(a: np.ndarray, size: int) -> np.ndarray:
+    out = np.zeros((size, *a.shape[1:]), a.dtype)
+    out[: len(a)] = a
+    return out
+
+
+def _member_losses(model: DynamicsModel, params: dict, x: jnp.ndarray, y: jnp.ndarray, t: jnp.ndarray,
+                   w: jnp.ndarray) -> jnp.ndarray:
+    """Per-member loss ``[E]`` on normalised ``x[E, B, in]``, ``y[E, B, G]``, ``t[E, B]`` with weights ``w[E, B]``."""
+    cfg = model.cfg
+    out = ensemble_forward(cfg, params, x)
+    err = (out.mean - y) ** 2
+    if cfg.probabilistic:
+        per = (err * jnp.exp(-out.logvar) + out.logvar).mean(-1)
+    else:
+        per = err.mean(-1)
+    if cfg.predict_termination:
+        per = per + optax.sigmoid_binary_cross_entropy(out.term_logit, t)
+    return (per * w).sum(-1) / jnp.maximum(w.sum(-1), 1.0)
+
+
+def make_loss(model: DynamicsModel, cfg: TrainerConfig):
+    """Training loss: Σ_members loss + log-variance bound penalty + L2 weight decay."""
+
+    def loss_fn(params, x, y, t, w):
+        total = _member_losses(model, params, x, y, t, w).sum()
+        if model.cfg.probabilistic:
+            total += cfg.logvar_bound_coef * (params["max_logvar"].sum() - params["min_logvar"].sum())
+        total += cfg.weight_decay * sum(jnp.sum(l["w"] ** 2) for l in params["layers"])
+        return total
+
+    return loss_fn
+
+
+def holdout_mse(model: DynamicsModel, state: ModelState, x: jnp.ndarray, y: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
+    """Per-member MSE ``[E]`` in normalised target space on raw ``x[N, in]``, ``y[N, G]``, weights ``w[N]``."""
+    E = DynamicsModel.num_members(state)
+    xn = jnp.broadcast_to(state.input_norm.normalize(x), (E, *x.shape))
+    out = ensemble_forward(model.cfg, state.params, xn)
+    err = ((out.mean - state.target_norm.normalize(y)) ** 2).mean(-1)
+    return (err * w).sum(-1) / jnp.maximum(w.sum(), 1.0)
+
+
+def _make_epoch_fn(model: DynamicsModel, cfg: TrainerConfig, optimizer: optax.GradientTransformation):
+    loss_fn = make_loss(model, cfg)
+    bs = cfg.batch_size
+
+    @jax.jit
+    def epoch(params, opt_state, key, x, y, t, boot, n):
+        """One pass: x/y/t are normalised, padded ``[Np, ...]``; boot ``[E, Np]`` indices into the first n rows."""
+        E, Np = boot.shape
+        # a fresh shuffle of each member's bootstrap sample; padding positions (j >= n) sort last
+        scores = jax.random.uniform(key, (E, Np)) + (jnp.arange(Np) >= n)
+        order = jnp.take_along_axis(boot, jnp.argsort(scores, axis=1), axis=1)
+        n_batches = (n + bs - 1) // bs
+        max_batches = Np // bs
+
+        def body(carry, b):
+            params, opt_state, total = carry
+
+            def update(c):
+                params, opt_state, total = c
+                idx = jax.lax.dynamic_slice_in_dim(order, b * bs, bs, axis=1)  # [E, bs]
+                w = ((b * bs + jnp.arange(bs)) < n).astype(jnp.float32)
+                w = jnp.broadcast_to(w, (E, bs))
+                loss, grads = jax.value_and_grad(loss_fn)(params, x[idx], y[idx], t[idx], w)
+                updates, opt_state = optimizer.update(grads, opt_state, params)
+                return optax.apply_updates(params, updates), opt_state, total + loss
+
+            return jax.lax.cond(b < n_batches, update, lambda c: c, (params, opt_state, total)), None
+
+        (params, opt_state, total), _ = jax.lax.scan(body, (params, opt_state, 0.0), jnp.arange(max_batches))
+        return params, opt_state, total / n_batches
+
+    return epoch
+
+
+def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
+        cfg: TrainerConfig = TrainerConfig(), holdout: Batch | None = None) -> FitResult:
+    """Fit ``state`` (warm start) to ``data``; returns the best snapshot per member and the elites.
+
+    If ``holdout`` is None, ``cfg.holdout_fraction`` of ``data`` is held out at random.
+    Raises :class:`TrainingDivergedError` (with ``.last_good``) if the loss becomes NaN/inf.
+    """
+    x, y, t = transition_arrays(model, data)
+    key, k_np = jax.random.split(key)
+    rng = np.random.default_rng(int(jax.random.randint(k_np, (), 0, 2**31 - 1)))
+    if holdout is None:
+        perm = rng.permutation(len(x))
+        n_hold = min(int(cfg.holdout_fraction * len(x)), cfg.max_holdout)
+        hold_idx, train_idx = perm[:n_hold], perm[n_hold:]
+        xh, yh = x[hold_idx], y[hold_idx]
+        x, y, t = x[train_idx], y[train_idx], t[train_idx]
+    else:
+        xh, yh, _ = transition_arrays(model, holdout)
+    n = len(x)
+    if n == 0:
+        raise ConfigError("cannot fit a model on an empty training set")
+    if len(xh) == 0:  # too little data to hold any out: early-stop on the training data itself
+        xh, yh = x, y
+
+    state = state.replace(input_norm=Normalizer.fit(x), target_norm=Normalizer.fit(y))
+    E = model.cfg.ensemble_size
+    Np = _bucket(n, cfg.batch_size)
+    xn = jnp.asarray(_pad(np.asarray(state.input_norm.normalize(x)), Np))
+    yn = jnp.asarray(_pad(np.asarray(state.target_norm.normalize(y)), Np))
+    tn = jnp.asarray(_pad(t, Np))
+    boot = rng.integers(0, n, size=(E, n)) if cfg.bootstrap else np.tile(np.arange(n), (E, 1))
+    boot = jnp.asarray(_pad(boot.T, Np).T.astype(np.int32))
+    Nh = _bucket(len(xh), 256)
+    xh_p, yh_p = jnp.asarray(_pad(xh, Nh)), jnp.asarray(_pad(yh, Nh))
+    wh = jnp.asarray((np.arange(Nh) < len(xh)).astype(np.float32))
+
+    optimizer = optax.adam(cfg.learning_rate)
+    opt_state = optimizer.init(state.params)
+    epoch_fn = _make_epoch_fn(model, cfg, optimizer)
+    eval_fn = jax.jit(lambda s: holdout_mse(model, s, xh_p, yh_p, wh))
+
+    best_params = state.params
+    best = np.asarray(eval_fn(state))
+    history, since_improved, start = [], 0, time.time()
+    bar = tqdm(range(cfg.max_epochs), desc="fit model", disable=not cfg.progress, leave=False)
+    for ep in bar:
+        key, k = jax.random.split(key)
+        params, opt_state, train_loss = epoch_fn(state.params, opt_state, k, xn, yn, tn, boot, n)
+        train_loss = float(train_loss)
+        if not np.isfinite(train_loss):
+            good = _with_best(model, state, best_params, best)
+            raise TrainingDivergedError(f"model training diverged (loss={train_loss}) at epoch {ep}; "
+                                        "last good parameters kept in .last_good", last_good=good)
+        state = state.replace(params=params)
+        mse = np.asarray(eval_fn(state))
+        improved = (best - mse) / np.maximum(np.abs(best), 1e-12) > cfg.improvement_threshold
+        best_params = _take_members(improved, params, best_params)
+        best = np.where(improved, mse, best)
+        since_improved = 0 if improved.any() else since_improved + 1
+        history.append({"epoch": ep, "train_loss": train_loss, "holdout_mse": float(np.mean(mse)),
+                        "holdout_mse_best": float(np.mean(best)), "seconds": time.time() - start})
+        bar.set_postfix(train=f"{train_loss:.3f}", holdout=f"{np.mean(mse):.4f}")
+        if since_improved >= cfg.patience or (cfg.max_seconds and time.time() - start > cfg.max_seconds):
+            break
+    bar.close()
+    return FitResult(_with_best(model, state, best_params, best), history, best)
+
+
+def _take_members(mask: np.ndarray, new: dict, old: dict) -> dict:
+    """Per-member choice between two weight pytrees; shared leaves (logvar bounds) take ``new``."""
+    mask = jnp.asarray(mask)
+
+    def pick(a, b):
+        if a.ndim >= 1 and a.shape[0] == mask.shape[0] and a.ndim == 3:
+            return jnp.where(mask[:, None, None], a, b)
+        return a
+
+    return jax.tree_util.tree_map(pick, new, old)
+
+
+def _with_best(model: DynamicsModel, state: ModelState, best_params: dict, best: np.ndarray) -> ModelState:
+    elites = np.argsort(best)[: model.num_elites].astype(np.int32)
+    return state.replace(params=best_params, elites=jnp.asarray(elites))

@@ -1,0 +1,103 @@
+"""The run folder every command writes: config.json, metrics.csv, TensorBoard events, plots.
+
+One convention for every command: ``mbrlax COMMAND --env ID --seed N --out DIR``; DIR gets
+``config.json`` (the full resolved configuration), ``metrics.csv`` (one row per episode or
+epoch), TensorBoard events under ``tb/``, PNG plots, and for training commands a checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Dataclasses, NumPy values and paths as plain JSON values."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, (np.generic,)):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if hasattr(obj, "item") and getattr(obj, "shape", None) == ():
+        return obj.item()
+    return obj
+
+
+class RunLogger:
+    """Writes metrics rows to ``metrics.csv`` (header grows as new keys appear) and TensorBoard.
+
+    ``resume=True`` appends to an existing ``metrics.csv`` instead of starting it over.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, config: Any = None, tensorboard: bool = True, resume: bool = False):
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.csv_path = self.out_dir / "metrics.csv"
+        self._rows: list[dict[str, Any]] = []
+        if resume and self.csv_path.exists():
+            with open(self.csv_path, newline="") as f:
+                self._rows = [dict(r) for r in csv.DictReader(f)]
+        if config is not None:
+            with open(self.out_dir / "config.json", "w") as f:
+                json.dump(to_jsonable(config), f, indent=2, sort_keys=True)
+        self._tb = None
+        if tensorboard:
+            try:
+                from tensorboardX import SummaryWriter
+
+                self._tb = SummaryWriter(str(self.out_dir / "tb"))
+            except ImportError:  # TensorBoard is optional; CSV is the record
+                self._tb = None
+        self._rewrite()
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """Every row logged so far (including those read back on resume)."""
+        return self._rows
+
+    def log(self, row: Mapping[str, Any], step_key: str = "env_steps") -> None:
+        """Append one row; numbers also go to TensorBoard at ``row[step_key]``."""
+        row = {k: to_jsonable(v) for k, v in row.items()}
+        self._rows.append(row)
+        self._rewrite()
+        if self._tb is not None:
+            step = int(float(row.get(step_key, len(self._rows))))
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and k != step_key:
+                    self._tb.add_scalar(k, v, step)
+            self._tb.flush()
+
+    def _rewrite(self) -> None:
+        keys: list[str] = []
+        for r in self._rows:
+            keys.extend(k for k in r if k not in keys)
+        tmp = self.csv_path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(self._rows)
+        os.replace(tmp, self.csv_path)
+
+    def write_json(self, name: str, data: Any) -> Path:
+        """Write ``data`` as ``DIR/name`` (e.g. ``results.json``)."""
+        path = self.out_dir / name
+        with open(path, "w") as f:
+            json.dump(to_jsonable(data), f, indent=2)
+        return path
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()

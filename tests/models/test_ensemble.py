@@ -1,0 +1,92 @@
+"""The probabilistic ensemble on a 1-D heteroscedastic toy problem, and the trainer's guards."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mbrlax.data.buffer import Batch
+from mbrlax.errors import DataError, TrainingDivergedError
+from mbrlax.models.dynamics import DynamicsModel
+from mbrlax.models.ensemble import EnsembleConfig, ensemble_forward, init_ensemble
+from mbrlax.models.trainer import TrainerConfig, fit
+
+
+def noise_std(x):
+    return 0.05 + 0.2 * np.abs(x)
+
+
+def toy_batch(n: int, seed: int) -> Batch:
+    """next_obs - obs = sin(3 obs) + N(0, noise_std(obs)^2) on obs ~ U[-1, 1]."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (n, 1)).astype(np.float32)
+    y = np.sin(3 * x) + noise_std(x) * rng.normal(size=x.shape)
+    return Batch(x, np.zeros((n, 1), np.float32), np.zeros(n, np.float32), (x + y).astype(np.float32),
+                 np.zeros(n, bool), np.zeros(n, bool))
+
+
+@pytest.fixture(scope="module")
+def toy_fit():
+    model = DynamicsModel(EnsembleConfig(1, 1, ensemble_size=5, hidden=64, depth=3), num_elites=5)
+    res = fit(model, model.init(jax.random.PRNGKey(0)), toy_batch(4000, 0), jax.random.PRNGKey(1),
+              TrainerConfig(max_epochs=300, patience=20, batch_size=64, progress=False))
+    return model, res
+
+
+def _predict(model, state, xs):
+    E = DynamicsModel.num_members(state)
+    xs = jnp.asarray(xs, jnp.float32)[:, None]
+    pred = model.predict(state, jnp.broadcast_to(xs, (E, *xs.shape)), jnp.zeros((E, len(xs), 1)))
+    aleatoric = np.sqrt(np.asarray(pred.next_obs_var).mean(0))[:, 0]
+    epistemic = np.asarray(pred.next_obs_mean).std(0)[:, 0]
+    return aleatoric, epistemic
+
+
+def test_predicted_noise_matches_truth_where_data_is_dense(toy_fit):
+    model, res = toy_fit
+    xs = np.array([-0.8, -0.6, -0.4, 0.4, 0.6, 0.8])
+    aleatoric, _ = _predict(model, res.state, xs)
+    rel = np.abs(aleatoric - noise_std(xs)) / noise_std(xs)
+    assert rel.max() < 0.25, (aleatoric, noise_std(xs))
+
+
+def test_uncertainty_grows_outside_the_data(toy_fit):
+    model, res = toy_fit
+    _, inside = _predict(model, res.state, np.array([-0.5, 0.0, 0.5]))
+    _, outside = _predict(model, res.state, np.array([-2.0, 2.0]))
+    assert outside.min() > 5 * inside.max()  # members disagree far more off the data
+
+
+def test_elites_are_the_best_holdout_members(toy_fit):
+    model, res = toy_fit
+    assert sorted(np.asarray(res.state.elites).tolist()) == sorted(np.argsort(res.holdout_mse)[:5].tolist())
+    assert res.history and all(np.isfinite(h["train_loss"]) for h in res.history)
+
+
+def test_members_are_independent_networks():
+    cfg = EnsembleConfig(3, 2, ensemble_size=4, hidden=16, depth=2)
+    params = init_ensemble(cfg, jax.random.PRNGKey(0))
+    x = jnp.ones((4, 5, 5))
+    out = ensemble_forward(cfg, params, x)
+    assert out.mean.shape == (4, 5, 3) and out.logvar.shape == (4, 5, 3)
+    assert not np.allclose(out.mean[0], out.mean[1])
+    assert np.all(np.asarray(out.logvar) <= 0.5 + 1e-5) and np.all(np.asarray(out.logvar) >= -10 - 1e-5)
+
+
+def test_nan_in_data_is_named():
+    batch = toy_batch(100, 0)
+    batch.next_obs[7, 0] = np.nan
+    model = DynamicsModel(EnsembleConfig(1, 1, ensemble_size=2, hidden=8, depth=1), num_elites=1)
+    with pytest.raises(DataError, match="NaN"):
+        fit(model, model.init(jax.random.PRNGKey(0)), batch, jax.random.PRNGKey(0), TrainerConfig(progress=False))
+
+
+def test_divergence_stops_with_last_good_parameters():
+    model = DynamicsModel(EnsembleConfig(1, 1, ensemble_size=2, hidden=8, depth=1, probabilistic=False), num_elites=1)
+    state = model.init(jax.random.PRNGKey(0))
+    with pytest.raises(TrainingDivergedError) as err:  # an absurd step size blows the weights up
+        fit(model, state, toy_batch(512, 0), jax.random.PRNGKey(0),
+            TrainerConfig(learning_rate=1e12, max_epochs=50, patience=50, progress=False))
+    good = err.value.last_good
+    assert good is not None
+    assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree_util.tree_leaves(good.params))
