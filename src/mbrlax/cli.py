@@ -14,15 +14,17 @@ from typing import Callable
 
 from mbrlax.utils.sharding import request_host_devices
 
-# command path -> "module:ConfigClass:run_function[:preset_function]" (imported lazily: start-up stays fast)
+# command path -> "module:ConfigClass:run_function[:preset_module.preset_function]"
+# (imported lazily so start-up stays fast; a preset maps an env id to the default config)
 COMMANDS: dict[tuple[str, ...], str] = {
     ("fit-model",): "mbrlax.algorithms.fit_model:FitModelConfig:run",
-    ("train", "pets"): "mbrlax.algorithms.mpc_loop:MPCLoopConfig:run:pets_preset",
-    ("train", "pddm"): "mbrlax.algorithms.mpc_loop:MPCLoopConfig:run:pddm_preset",
-    ("train", "rs-mpc"): "mbrlax.algorithms.mpc_loop:MPCLoopConfig:run:rs_mpc_preset",
-    ("train", "grad-mpc"): "mbrlax.algorithms.mpc_loop:MPCLoopConfig:run:grad_mpc_preset",
+    ("train", "pets"): "mbrlax.algorithms.mpc_loop:MPCLoopConfig:run:mbrlax.algorithms.presets.pets_light_preset",
+    ("train", "pets-paper"): "mbrlax.algorithms.mpc_loop:MPCLoopConfig:run:mbrlax.algorithms.presets.pets_preset",
+    ("train", "pddm"): "mbrlax.algorithms.mpc_loop:MPCLoopConfig:run:mbrlax.algorithms.presets.pddm_preset",
+    ("train", "rs-mpc"): "mbrlax.algorithms.mpc_loop:MPCLoopConfig:run:mbrlax.algorithms.presets.rs_mpc_preset",
+    ("train", "grad-mpc"): "mbrlax.algorithms.mpc_loop:MPCLoopConfig:run:mbrlax.algorithms.presets.grad_mpc_preset",
     ("train", "sac"): "mbrlax.algorithms.sac_train:SACTrainConfig:train_sac",
-    ("train", "mbpo"): "mbrlax.algorithms.mbpo:MBPOConfig:run:mbpo_preset",
+    ("train", "mbpo"): "mbrlax.algorithms.mbpo:MBPOConfig:run:mbrlax.algorithms.mbpo.mbpo_preset",
     ("demo", "maze"): "mbrlax.demos.maze:MazeDemoConfig:run",
     ("demo", "cliff"): "mbrlax.demos.cliff:CliffDemoConfig:run",
     ("demo", "loop"): "mbrlax.demos.loop:LoopDemoConfig:run",
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     path, rest = _resolve(argv)
     request_host_devices()  # both cores for batched model evaluation (before JAX starts)
-    module_name, cls_name, run_name, *preset = COMMANDS[path][0:].split(":")
+    module_name, cls_name, run_name, *preset = COMMANDS[path].split(":")
     try:
         import tyro
 
@@ -72,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         default = config_cls()
         env = _find_env(rest)
         if preset:
-            default = getattr(module, preset[0])(env or default.env)
+            preset_module, preset_fn = preset[0].rsplit(".", 1)
+            default = getattr(importlib.import_module(preset_module), preset_fn)(env or default.env)
         elif env is not None and "env" in {f.name for f in dataclasses.fields(config_cls)}:
             default = dataclasses.replace(default, env=env)
         cfg = tyro.cli(config_cls, args=rest, default=default, prog=f"mbrlax {' '.join(path)}",

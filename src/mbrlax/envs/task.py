@@ -40,6 +40,9 @@ class Task:
     reward_fn: RewardFn
     termination_fn: TerminationFn = never_terminates
     max_episode_steps: int = 1000
+    obs_features: Callable[[jnp.ndarray], jnp.ndarray] | None = None
+    """Optional model-input features ``obs[..., D] -> [..., feature_dim]`` (e.g. sin/cos of angles)."""
+    feature_dim: int = 0
 
     def __hash__(self) -> int:  # hashable so a Task can be a static jit argument
         return hash((self.env_id, self.obs_dim, self.act_dim, self.reward_fn, self.termination_fn))

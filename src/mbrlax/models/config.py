@@ -29,12 +29,17 @@ class ModelConfig:
     predict_termination: bool = False
     """Learn termination (forced on when the environment has no known task)."""
 
-    def build(self, obs_dim: int, act_dim: int, learn_reward: bool = False) -> DynamicsModel:
-        """A model for an env with these dimensions; ``learn_reward`` forces reward+termination heads."""
+    def build(self, obs_dim: int, act_dim: int, learn_reward: bool = False, task=None) -> DynamicsModel:
+        """A model for an env with these dimensions; ``learn_reward`` forces reward+termination heads.
+
+        A task with ``obs_features`` (e.g. sin/cos of angles) sets the network's input features.
+        """
+        features = getattr(task, "obs_features", None)
         cfg = EnsembleConfig(
+            feature_dim=getattr(task, "feature_dim", 0) if features is not None else 0,
             obs_dim=obs_dim, act_dim=act_dim, ensemble_size=self.ensemble_size, hidden=self.hidden,
             depth=self.depth, activation=self.activation, probabilistic=self.probabilistic,
             predict_reward=self.predict_reward or learn_reward,
             predict_termination=self.predict_termination or learn_reward,
         )
-        return DynamicsModel(cfg, num_elites=min(self.num_elites, self.ensemble_size))
+        return DynamicsModel(cfg, num_elites=min(self.num_elites, self.ensemble_size), obs_features=features)

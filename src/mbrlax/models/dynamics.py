@@ -8,7 +8,7 @@ termination probability when the model learns them).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -45,10 +45,20 @@ class DynamicsModel:
 
     cfg: EnsembleConfig
     num_elites: int = 5
+    obs_features: Callable[[jnp.ndarray], jnp.ndarray] | None = None
+    """Optional map ``obs[..., D] -> features[..., cfg.feature_dim]`` for the network input
+    (e.g. sin/cos of an unwrapped angle, as PETS does for the cart-pole)."""
 
     def __post_init__(self):
+        if (self.obs_features is None) != (self.cfg.feature_dim == 0):
+            raise ConfigError("obs_features and cfg.feature_dim must be given together")
         if not 1 <= self.num_elites <= self.cfg.ensemble_size:
             raise ConfigError(f"num_elites={self.num_elites} must be in [1, ensemble_size={self.cfg.ensemble_size}]")
+
+    def network_input(self, obs: jnp.ndarray, action: jnp.ndarray) -> jnp.ndarray:
+        """Unnormalised network input ``[..., F + A]`` from ``obs[..., D]``, ``action[..., A]``."""
+        feats = obs if self.obs_features is None else self.obs_features(obs)
+        return jnp.concatenate([feats, action], axis=-1)
 
     def init(self, key: jax.Array) -> ModelState:
         cfg = self.cfg
@@ -71,7 +81,7 @@ class DynamicsModel:
     def predict(self, state: ModelState, obs: jnp.ndarray, action: jnp.ndarray) -> Prediction:
         """Member m predicts from ``obs[m]``: ``obs[M, B, D]``, ``action[M, B, A]`` with M = members in ``state``."""
         cfg = self.cfg
-        x = state.input_norm.normalize(jnp.concatenate([obs, action], axis=-1))
+        x = state.input_norm.normalize(self.network_input(obs, action))
         out = ensemble_forward(cfg, state.params, x)
         mean = state.target_norm.denormalize(out.mean)
         var = jnp.exp(out.logvar) * state.target_norm.std**2 if cfg.probabilistic else jnp.zeros_like(mean)

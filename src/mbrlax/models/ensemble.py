@@ -48,6 +48,8 @@ class EnsembleConfig:
     """Also predict the reward (needed when the environment has no known task)."""
     predict_termination: bool = False
     """Also predict a termination logit (trained with binary cross-entropy)."""
+    feature_dim: int = 0
+    """Size of the observation features fed to the network (0: the raw observation, D)."""
 
     def __post_init__(self):
         if self.activation not in ACTIVATIONS:
@@ -57,7 +59,7 @@ class EnsembleConfig:
 
     @property
     def in_dim(self) -> int:
-        return self.obs_dim + self.act_dim
+        return (self.feature_dim or self.obs_dim) + self.act_dim
 
     @property
     def gauss_dim(self) -> int:

@@ -69,7 +69,7 @@ def transition_arrays(model: DynamicsModel, data: Batch) -> tuple[np.ndarray, np
     if data.obs.shape[1] != cfg.obs_dim or data.action.shape[1] != cfg.act_dim:
         raise DataError(f"data has obs/action dims {data.obs.shape[1]}/{data.action.shape[1]}, "
                         f"model expects {cfg.obs_dim}/{cfg.act_dim}")
-    x = np.concatenate([data.obs, data.action], axis=1).astype(np.float32)
+    x = np.asarray(model.network_input(jnp.asarray(data.obs), jnp.asarray(data.action)), np.float32)
     y = data.next_obs - data.obs
     if cfg.predict_reward:
         y = np.concatenate([y, data.reward[:, None]], axis=1)

@@ -1,0 +1,86 @@
+"""The MPC agent: plan through the model, act, replan (closed loop) or follow the plan (open loop).
+
+``replan_every=1`` is closed-loop MPC (execute the first action, observe, replan);
+``replan_every=k`` executes k actions of each plan; ``replan_every >= horizon`` is open loop
+(plan once, execute the whole sequence, then plan again from where it ended). With
+``warm_start`` the next plan starts from the previous solution shifted in time.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mbrlax.agents.objective import ObjectiveConfig, TerminalValue, make_objective
+from mbrlax.envs.task import Task
+from mbrlax.errors import ConfigError
+from mbrlax.models.dynamics import DynamicsModel, ModelState
+
+
+@dataclass(frozen=True)
+class MPCConfig:
+    """How the agent uses its planner."""
+
+    replan_every: int = 1
+    """Replan after this many executed actions (1: closed loop; >= horizon: open loop)."""
+    warm_start: bool = True
+    """Start each plan from the previous solution shifted in time."""
+
+    def __post_init__(self):
+        if self.replan_every < 1:
+            raise ConfigError(f"replan_every must be >= 1, got {self.replan_every}")
+
+
+class MPCAgent:
+    """Owns a planner, a model's (elite) state and a task; ``act(obs)`` returns one action ``[A]``."""
+
+    def __init__(self, planner, model: DynamicsModel, task: Task | None, objective: ObjectiveConfig = ObjectiveConfig(),
+                 cfg: MPCConfig = MPCConfig(), seed: int = 0, terminal_value: TerminalValue | None = None):
+        self.planner, self.model, self.cfg = planner, model, cfg
+        self._key = jax.random.PRNGKey(seed)
+        self._objective = make_objective(model, task, objective, terminal_value)
+        self._plan = jax.jit(lambda ps, ms, obs, key: planner.plan(ps, self._objective(ms, obs), key))
+        self._shift = jax.jit(planner.shift)
+        self._model_state: ModelState | None = None
+        self.plan_seconds: list[float] = []  # wall time of each plan (compile included in the first)
+        self.last_info: dict = {}
+        self.reset()
+
+    def set_model(self, state: ModelState) -> None:
+        """Plan with the elites of this (newly trained) model state."""
+        self._model_state = self.model.elite_state(state)
+
+    def reset(self) -> None:
+        """Forget the current plan (call at the start of every episode)."""
+        self._key, k = jax.random.split(self._key)
+        self._planner_state = self.planner.init(k)
+        self._actions: np.ndarray | None = None
+        self._cursor = 0
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        if self._model_state is None:
+            raise RuntimeError("MPCAgent.act called before set_model")
+        H = self.planner.horizon
+        if self._actions is None or self._cursor >= min(self.cfg.replan_every, H):
+            if self._actions is not None:
+                if self.cfg.warm_start:
+                    for _ in range(self._cursor):
+                        self._planner_state = self._shift(self._planner_state)
+                else:
+                    self._key, k = jax.random.split(self._key)
+                    self._planner_state = self.planner.init(k)
+            self._key, k = jax.random.split(self._key)
+            t0 = time.perf_counter()
+            actions, self._planner_state, info = self._plan(self._planner_state, self._model_state,
+                                                            jnp.asarray(obs, jnp.float32), k)
+            self._actions = np.asarray(actions)
+            self.plan_seconds.append(time.perf_counter() - t0)
+            self.last_info = info
+            self._cursor = 0
+        action = self._actions[self._cursor]
+        self._cursor += 1
+        return action

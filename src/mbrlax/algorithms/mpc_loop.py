@@ -1,0 +1,223 @@
+"""The MPC aggregation loop (the lecture's model-based RL with MPC; PETS, PDDM, RS-MPC, grad-MPC).
+
+    D <- random-policy episodes
+    for each iteration:
+        fit the model on D
+        run an MPC episode in the real env (replan every step); append its transitions to D
+
+Presets are data: the same loop runs PETS (probabilistic ensemble, CEM, TS∞), PDDM
+(deterministic ensemble, MPPI, reward averaged over models), random-shooting MPC and planning
+by backprop; any planner, model kind or propagation is a field away.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from mbrlax.agents.mpc import MPCAgent, MPCConfig
+from mbrlax.agents.objective import ObjectiveConfig
+from mbrlax.data.buffer import ReplayBuffer
+from mbrlax.data.rollout import collect, random_policy
+from mbrlax.envs import action_bounds, get_task, make_env, make_vector_env
+from mbrlax.models.config import ModelConfig
+from mbrlax.models.trainer import TrainerConfig, fit
+from mbrlax.planning import PLANNERS, make_planner
+from mbrlax.utils.checkpoint import load_pytree, save_pytree
+from mbrlax.utils.plots import plot_learning_curve
+from mbrlax.utils.run_logger import RunLogger
+from mbrlax.utils.video import save_video
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Which planner and its main settings (fields a planner does not have are ignored)."""
+
+    name: str = "cem"
+    """rs, cem, icem, mppi, grad or cem-grad."""
+    horizon: int = 25
+    """Planning horizon H."""
+    population: int = 500
+    """Candidate sequences per iteration."""
+    elites: int = 50
+    """Elites refitting the sampling distribution (CEM, iCEM)."""
+    iterations: int = 5
+    """Optimiser iterations per plan."""
+    alpha: float = 0.1
+    """Momentum of the CEM/iCEM distribution update."""
+    gamma: float = 10.0
+    """MPPI reward-weighting temperature (PDDM)."""
+    beta: float = 0.6
+    """MPPI noise filter coefficient (PDDM)."""
+    candidates: int = 16
+    """Gradient planner: sequences optimised in parallel."""
+    steps: int = 100
+    """Gradient planner: Adam steps."""
+
+    def build(self, low: np.ndarray, high: np.ndarray):
+        if self.name == "cem-grad":
+            cem = {k: getattr(self, k) for k in ("population", "elites", "iterations", "alpha")}
+            return make_planner("cem-grad", self.horizon, low, high, cem=cem, grad={"steps": self.steps})
+        cls = PLANNERS.get(self.name)
+        overrides = {}
+        if cls is not None:
+            names = set(cls.__dataclass_fields__)
+            overrides = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                         if f.name in names and f.name not in ("horizon",)}
+        return make_planner(self.name, self.horizon, low, high, **overrides)
+
+
+@dataclass(frozen=True)
+class MPCLoopConfig:
+    """Model-based RL with MPC and data aggregation (defaults: a light PETS on the cart-pole swing-up)."""
+
+    env: str = "cartpole-swingup"
+    """Gymnasium environment id."""
+    seed: int = 0
+    """Random seed."""
+    out: str = "runs/pets"
+    """Output folder: config.json, metrics.csv, learning_curve.png, video, checkpoints."""
+    iterations: int = 10
+    """MPC episodes after the random ones (each followed by a refit)."""
+    random_episodes: int = 1
+    """Random-policy episodes that seed the dataset."""
+    episode_steps: int = 0
+    """Cap on steps per episode (0: the env's own limit)."""
+    retrain_every: int = 0
+    """Refit every k env steps during an episode too (0: only between episodes)."""
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(ensemble_size=5, num_elites=5, hidden=200, depth=3))
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(batch_size=32, max_epochs=50, patience=5, progress=False))
+    planner: PlannerConfig = field(default_factory=lambda: PlannerConfig(horizon=25, population=400, elites=40))
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    mpc: MPCConfig = field(default_factory=MPCConfig)
+    video: bool = True
+    """Render the last episode to video.gif."""
+    resume: bool = False
+    """Continue from the checkpoint in ``out`` if there is one."""
+    buffer_capacity: int = 1_000_000
+    """Replay buffer capacity."""
+
+
+def _episode(env, policy_act, max_steps: int, buffer: ReplayBuffer, seed: int, render: bool = False,
+             on_step=None) -> tuple[float, int, list]:
+    """One real episode with ``policy_act(obs[D]) -> action[A]``; transitions go into ``buffer``."""
+    obs, _ = env.reset(seed=seed)
+    total, frames, t = 0.0, [], 0
+    while True:
+        if render:
+            frames.append(env.render())
+        action = np.asarray(policy_act(obs), np.float32)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        t += 1
+        truncated = truncated or (max_steps > 0 and t >= max_steps)
+        buffer.add(obs, action, reward, next_obs, terminated, truncated)
+        total += float(reward)
+        obs = next_obs
+        if on_step is not None:
+            on_step(t)
+        if terminated or truncated:
+            return total, t, frames
+
+
+def run(cfg: MPCLoopConfig) -> dict:
+    """Run the aggregation loop; returns the summary written to ``results.json``."""
+    out = Path(cfg.out)
+    ckpt_dir = out / "checkpoint"
+    resuming = cfg.resume and (ckpt_dir / "progress.json").exists()
+    logger = RunLogger(out, cfg, resume=resuming)
+    env = make_env(cfg.env, seed=cfg.seed, render_mode="rgb_array" if cfg.video else None)
+    task = get_task(cfg.env)
+    low, high = action_bounds(env)
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    model = cfg.model.build(obs_dim, act_dim, learn_reward=task is None, task=task)
+    planner = cfg.planner.build(low, high)
+    agent = MPCAgent(planner, model, task, cfg.objective, cfg.mpc, seed=cfg.seed)
+    key = jax.random.PRNGKey(cfg.seed)
+    key, k_init = jax.random.split(key)
+    state = model.init(k_init)
+    buffer = ReplayBuffer(cfg.buffer_capacity, obs_dim, act_dim)
+
+    start_iter, env_steps = 0, 0
+    if resuming:
+        progress = json.loads((ckpt_dir / "progress.json").read_text())
+        buffer = ReplayBuffer.load(ckpt_dir / "buffer.npz", capacity=cfg.buffer_capacity)
+        buffer.check_compatible(obs_dim, act_dim, "checkpointed buffer")
+        state = load_pytree(ckpt_dir / "model.ckpt", state)
+        start_iter, env_steps = progress["iteration"], progress["env_steps"]
+        key = jax.random.PRNGKey(progress["seed_counter"])
+        print(f"resuming {out} at iteration {start_iter} ({env_steps} env steps)")
+    else:
+        envs = make_vector_env(cfg.env, 1, seed=cfg.seed)
+        steps = cfg.random_episodes * (cfg.episode_steps or env.spec.max_episode_steps or 1000)
+        stats = collect(envs, random_policy(env.action_space, cfg.seed), steps, buffer, seed=cfg.seed)
+        envs.close()
+        env_steps = len(buffer)
+        random_return = float(np.mean(stats.episode_returns)) if stats.episode_returns else float("nan")
+        logger.log({"iteration": 0, "env_steps": env_steps, "return": random_return, "policy": "random"})
+
+    def refit(state, key):
+        key, k = jax.random.split(key)
+        result = fit(model, state, buffer.all(), k, cfg.trainer)
+        return result, key
+
+    bar = tqdm(range(start_iter, cfg.iterations), desc=f"{cfg.env} MPC", initial=start_iter, total=cfg.iterations)
+    summary_returns = [float(r["return"]) for r in logger.rows if r.get("policy") == "mpc"]
+    for it in bar:
+        t0 = time.time()
+        result, key = refit(state, key)
+        state = result.state
+        agent.set_model(state)
+        agent.reset()
+        fit_seconds = time.time() - t0
+        agent.plan_seconds.clear()
+        last = cfg.video and it == cfg.iterations - 1
+
+        def maybe_refit(t):
+            nonlocal state, key
+            if cfg.retrain_every and t % cfg.retrain_every == 0:
+                res, key = refit(state, key)
+                state = res.state
+                agent.set_model(state)
+
+        t1 = time.time()
+        ret, n, frames = _episode(env, agent.act, cfg.episode_steps, buffer, seed=cfg.seed + 1000 + it,
+                                  render=last, on_step=maybe_refit)
+        env_steps += n
+        summary_returns.append(ret)
+        plan = np.array(agent.plan_seconds)
+        row = {"iteration": it + 1, "env_steps": env_steps, "return": ret, "policy": "mpc", "episode_steps": n,
+               "train_loss": result.history[-1]["train_loss"] if result.history else float("nan"),
+               "holdout_mse": float(np.mean(np.sort(result.holdout_mse)[: model.num_elites])),
+               "fit_epochs": len(result.history), "fit_seconds": fit_seconds,
+               "plan_seconds_median": float(np.median(plan[1:] if len(plan) > 1 else plan)),
+               "episode_seconds": time.time() - t1}
+        logger.log(row)
+        bar.set_postfix(ret=f"{ret:.1f}", plan_ms=f"{1000 * row['plan_seconds_median']:.0f}")
+        if last and frames:
+            try:
+                save_video(frames, out / "video.gif", fps=30)
+            except Exception as e:  # noqa: BLE001
+                warnings.warn(f"video not written: {e}")
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        save_pytree(ckpt_dir / "model.ckpt", state)
+        buffer.save(ckpt_dir / "buffer.npz")
+        (ckpt_dir / "progress.json").write_text(json.dumps(
+            {"iteration": it + 1, "env_steps": env_steps, "seed_counter": int(cfg.seed * 100_003 + it + 1)}))
+    bar.close()
+    plot_learning_curve(logger.rows, out / "learning_curve.png", x="env_steps", y="return",
+                        title=f"{cfg.env}: MPC with {cfg.planner.name}, {cfg.objective.propagation}")
+    summary = {"env": cfg.env, "returns": summary_returns, "final_return": summary_returns[-1] if summary_returns else None,
+               "best_return": max(summary_returns) if summary_returns else None, "env_steps": env_steps}
+    logger.write_json("results.json", summary)
+    logger.close()
+    print(f"{cfg.env}: MPC returns per iteration: {[round(r, 1) for r in summary_returns]}")
+    print(f"wrote {out}/learning_curve.png, metrics.csv, results.json" + (", video.gif" if cfg.video else ""))
+    return summary

@@ -1,0 +1,96 @@
+"""Paper settings per environment, as data (PETS, PDDM, RS-MPC, planning by backprop).
+
+PETS: Chua et al. 2018 and its released configs (5 probabilistic members, TS∞ with 20
+particles, CEM with α = 0.1 and 10% elites; cart-pole H=25, pop 400; HalfCheetah H=30,
+pop 500, 4×200 layers; Reacher H=25, pop 400; Pusher H=25, pop 500).
+PDDM: Nagabandi et al. 2020 (3 deterministic members of 2×250, MPPI γ=10, β=0.6, N=700,
+H=7, reward averaged over members). RS-MPC: Nagabandi et al. 2018 (one deterministic
+model 2×500, N=1000 random sequences, H=20).
+``mbrlax train pets`` uses :func:`pets_light_preset`, lighter than the paper so it finishes in
+minutes on 2 cores; ``mbrlax train pets-paper`` uses the paper's settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from mbrlax.agents.objective import ObjectiveConfig
+from mbrlax.algorithms.mpc_loop import MPCLoopConfig, PlannerConfig
+from mbrlax.envs import resolve_env_id
+from mbrlax.models.config import ModelConfig
+from mbrlax.models.trainer import TrainerConfig
+
+# per-env PETS settings: (horizon, population, elites, hidden, depth, iterations of the loop)
+_PETS = {
+    "mbrlax/CartpoleSwingup-v0": (25, 400, 40, 200, 3, 15),
+    "HalfCheetah-v5": (30, 500, 50, 200, 4, 300),
+    "Reacher-v5": (25, 400, 40, 200, 3, 100),
+    "Pusher-v5": (25, 500, 50, 200, 3, 100),
+    "InvertedPendulum-v5": (25, 400, 40, 200, 3, 5),
+}
+_PETS_DEFAULT = (25, 500, 50, 200, 4, 50)
+
+
+def pets_preset(env: str, light: bool = False) -> MPCLoopConfig:
+    """PETS for ``env``: probabilistic ensemble of 5, CEM, TS∞ with 20 particles."""
+    canonical = resolve_env_id(env)
+    H, pop, elites, hidden, depth, iters = _PETS.get(canonical, _PETS_DEFAULT)
+    cfg = MPCLoopConfig(
+        env=env, out=f"runs/pets-{canonical.split('/')[-1]}", iterations=iters,
+        model=ModelConfig(ensemble_size=5, num_elites=5, hidden=hidden, depth=depth, probabilistic=True),
+        trainer=TrainerConfig(batch_size=32, learning_rate=1e-3, weight_decay=5e-5, max_epochs=50, patience=5, progress=False),
+        planner=PlannerConfig(name="cem", horizon=H, population=pop, elites=elites, iterations=5, alpha=0.1),
+        objective=ObjectiveConfig(propagation="tsinf", num_particles=20),
+    )
+    return light_pets(cfg) if light else cfg
+
+
+def pets_light_preset(env: str) -> MPCLoopConfig:
+    """The README's PETS: paper structure, lighter numbers (``mbrlax train pets``)."""
+    return pets_preset(env, light=True)
+
+
+def light_pets(cfg: MPCLoopConfig) -> MPCLoopConfig:
+    """PETS with a smaller population, fewer particles and a narrower network: minutes on 2 cores."""
+    return dataclasses.replace(
+        cfg,
+        model=dataclasses.replace(cfg.model, hidden=128, depth=3),
+        planner=dataclasses.replace(cfg.planner, population=200, elites=20, iterations=4, horizon=min(cfg.planner.horizon, 20)),
+        objective=dataclasses.replace(cfg.objective, num_particles=5),
+        trainer=dataclasses.replace(cfg.trainer, batch_size=64, max_epochs=30),
+    )
+
+
+def pddm_preset(env: str) -> MPCLoopConfig:
+    """PDDM: 3 deterministic members (2×250), MPPI filtering, reward averaged over the members."""
+    canonical = resolve_env_id(env)
+    return MPCLoopConfig(
+        env=env, out=f"runs/pddm-{canonical.split('/')[-1]}", iterations=_PETS.get(canonical, _PETS_DEFAULT)[5],
+        model=ModelConfig(ensemble_size=3, num_elites=3, hidden=250, depth=2, probabilistic=False),
+        trainer=TrainerConfig(batch_size=500, learning_rate=1e-3, max_epochs=40, patience=5, progress=False),
+        planner=PlannerConfig(name="mppi", horizon=7, population=700, gamma=10.0, beta=0.6, iterations=1),
+        objective=ObjectiveConfig(propagation="mean", num_particles=3),
+    )
+
+
+def rs_mpc_preset(env: str) -> MPCLoopConfig:
+    """Random-shooting MPC: one deterministic model, N=1000 sequences, H=20."""
+    canonical = resolve_env_id(env)
+    return MPCLoopConfig(
+        env=env, out=f"runs/rs-mpc-{canonical.split('/')[-1]}", iterations=_PETS.get(canonical, _PETS_DEFAULT)[5],
+        model=ModelConfig(ensemble_size=1, num_elites=1, hidden=500, depth=2, probabilistic=False),
+        trainer=TrainerConfig(batch_size=512, learning_rate=1e-3, max_epochs=60, patience=5, bootstrap=False, progress=False),
+        planner=PlannerConfig(name="rs", horizon=20, population=1000),
+        objective=ObjectiveConfig(propagation="mean", num_particles=1),
+    )
+
+
+def grad_mpc_preset(env: str) -> MPCLoopConfig:
+    """Planning by backprop through a deterministic ensemble, started from a short CEM (cem-grad)."""
+    base = pets_preset(env)
+    return dataclasses.replace(
+        base, out=base.out.replace("pets", "grad-mpc"),
+        model=dataclasses.replace(base.model, probabilistic=False),
+        planner=dataclasses.replace(base.planner, name="cem-grad", population=100, elites=10, iterations=2, steps=20),
+        objective=ObjectiveConfig(propagation="mean", num_particles=5),
+    )
