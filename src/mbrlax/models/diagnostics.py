@@ -63,7 +63,7 @@ def horizon_errors(model: DynamicsModel, state: ModelState, episodes: list[tuple
     e1, d1 = err_ens[:, 0], disagreement[:, 0]
     ok = (e1 > 0) & (d1 > 0)
     corr = float(np.corrcoef(np.log(d1[ok]), np.log(e1[ok]))[0, 1]) if ok.sum() > 2 else float("nan")
-    return HorizonErrors(err_members.mean(0).T, err_ens.mean(0), disagreement.mean(0), e1, d1, corr)
+    return HorizonErrors(err_members.mean(0), err_ens.mean(0), disagreement.mean(0), e1, d1, corr)
 
 
 class _NoReward:

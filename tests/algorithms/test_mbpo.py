@@ -1,0 +1,224 @@
+"""MBPO: schedule and batch mixing, branched rollouts, exact resume, and MBPO vs SAC on InvertedPendulum."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mbrlax.agents.learner import PolicyLearner
+from mbrlax.agents.model_rollouts import ModelBuffer, RolloutBatch, make_branched_rollout
+from mbrlax.agents.sac import SAC, SACConfig
+from mbrlax.algorithms.mbpo import (
+    MBPOConfig,
+    mbpo_preset,
+    mixed_batches,
+    model_buffer_capacity,
+    rollout_length,
+    run,
+)
+from mbrlax.algorithms.sac_train import SACTrainConfig, train_sac
+from mbrlax.data.buffer import ReplayBuffer
+from mbrlax.envs import get_task
+from mbrlax.errors import ConfigError
+from mbrlax.models.config import ModelConfig
+from mbrlax.models.trainer import TrainerConfig
+from mbrlax.utils.checkpoint import load_pytree
+
+
+def test_rollout_schedule_and_capacity():
+    # Hopper's [20, 150, 1, 15]: 1 up to epoch 20, linear to 15 at epoch 150, then 15
+    sched = (20, 150, 1, 15)
+    assert [rollout_length(sched, e) for e in (0, 20, 21, 85, 150, 400)] == [1, 1, 1, 8, 15, 15]
+    assert rollout_length((1, 15, 1, 1), 7) == 1
+    assert rollout_length((5, 5, 1, 4), 6) == 4
+    cfg = mbpo_preset("hopper")
+    assert (cfg.env, cfg.epoch_length, cfg.updates_per_step, cfg.sac.target_entropy) == ("Hopper-v5", 1000, 20, -1.0)
+    assert model_buffer_capacity(cfg, 3) == 4 * 100_000 * 3  # 4 fits per epoch, 1 epoch retained
+    ip = mbpo_preset("InvertedPendulum-v5")
+    assert (ip.epoch_length, ip.updates_per_step, ip.rollout_schedule) == (250, 10, (1, 15, 1, 1))
+    for env in ("Walker2d-v5", "HalfCheetah-v5", "Ant-v5", "Reacher-v5"):
+        assert mbpo_preset(env).model.ensemble_size == 7 and mbpo_preset(env).model.num_elites == 5
+    with pytest.raises(ConfigError):
+        MBPOConfig(real_ratio=1.5)
+    with pytest.raises(ConfigError):
+        MBPOConfig(rollout_schedule=(10, 5, 1, 2))
+
+
+def test_mixed_batches_take_real_ratio_from_the_real_buffer():
+    real, model_buf = ReplayBuffer(100, 3, 1), ModelBuffer(50, 3, 1)
+    real.add_batch(np.ones((100, 3)), np.zeros((100, 1)), np.ones(100), np.ones((100, 3)), np.zeros(100), np.zeros(100))
+    model_buf.add(-np.ones((50, 3)), np.zeros((50, 1)), -np.ones(50), -np.ones((50, 3)), np.ones(50, bool))
+    rng = np.random.default_rng(0)
+    b = mixed_batches(real, model_buf, 4, 40, 0.05, rng)
+    assert b.obs.shape == (4, 40, 3) and b.done.shape == (4, 40)
+    assert (b.reward == 1).sum(1).tolist() == [2] * 4  # int(40 * 0.05) = 2 real per batch
+    assert b.done.dtype == np.float32 and b.done.sum() == 4 * 38
+    # empty model buffer: all real
+    b = mixed_batches(real, ModelBuffer(10, 3, 1), 2, 40, 0.05, rng)
+    assert (b.reward == 1).all()
+
+
+def test_model_buffer_ring_resize_and_exact_save(tmp_path):
+    buf = ModelBuffer(5, 2, 1)
+    for i in range(3):  # 9 transitions into a ring of 5: keeps 4..8, next write at index 4
+        n = 3
+        buf.add(np.full((n, 2), i), np.zeros((n, 1)), np.arange(3 * i, 3 * i + n), np.zeros((n, 2)), np.zeros(n))
+    assert len(buf) == 5 and buf.next == 4 and buf.total_added == 9
+    assert buf.ordered()[2].tolist() == [4, 5, 6, 7, 8]
+    buf.save(tmp_path / "m.npz")
+    back = ModelBuffer.load(tmp_path / "m.npz")
+    assert back.next == buf.next and np.array_equal(back.reward, buf.reward)  # same layout, same samples
+    idx = back.sample_indices(7, np.random.default_rng(1))
+    assert np.array_equal(back.take(idx).reward, buf.take(buf.sample_indices(7, np.random.default_rng(1))).reward)
+    small = buf.resized(3)
+    assert small.ordered()[2].tolist() == [6, 7, 8]
+    assert buf.resized(8).ordered()[2].tolist() == [4, 5, 6, 7, 8]
+
+
+def test_branched_rollout_uses_learned_reward_and_stops_at_termination():
+    task = get_task("InvertedPendulum-v5")
+    model = ModelConfig(ensemble_size=3, num_elites=2, hidden=16, depth=2, predict_reward=True).build(4, 1, task=task)
+    state = model.init(jax.random.PRNGKey(0))
+    sac = SAC(4, 1, -3.0, 3.0, SACConfig(hidden_sizes=(16, 16)))
+    learner_state = sac.init(jax.random.PRNGKey(1))
+    fn = make_branched_rollout(model, sac, task)
+    # 7 starts (not a multiple of the 2 elites): half inside the healthy angle range, half far outside
+    start = jnp.asarray(np.r_[np.zeros((4, 4)), np.tile([[0.0, 50.0, 0.0, 0.0]], (3, 1))], jnp.float32)
+    out = fn(state, learner_state, start, jax.random.PRNGKey(2), horizon=4)
+    assert isinstance(out, RolloutBatch) and out.obs.shape == (4, 7, 4) and out.valid.shape == (4, 7)
+    term, valid = np.asarray(out.terminated), np.asarray(out.valid)
+    assert valid[0].all() and term[0, 4:].all()  # |angle| > 0.2 terminates at once ...
+    assert not valid[1:, 4:].any()  # ... and the rollout ends there
+    first_term = np.where(term.any(0), term.argmax(0), 4)
+    for i in range(7):  # alive until (and including) the first termination
+        assert valid[: first_term[i] + 1, i].all() and not valid[first_term[i] + 1:, i].any()
+    # reward is the model's (an untrained head: not the task's 0/1)
+    rewards = np.asarray(out.reward)[valid]
+    assert not np.isin(rewards, [0.0, 1.0]).all()
+    # chained: next_obs of step t is obs of step t+1 where alive
+    np.testing.assert_allclose(np.asarray(out.next_obs)[0][valid[1]], np.asarray(out.obs)[1][valid[1]])
+    buf = ModelBuffer(100, 4, 1)
+    assert buf.add_rollouts(out) == int(valid.sum()) == len(buf)
+
+
+def _tiny(out: Path, epochs: int, resume: bool = False) -> MBPOConfig:
+    return MBPOConfig(
+        env="InvertedPendulum-v5", seed=3, out=str(out), resume=resume, epochs=epochs, epoch_length=40,
+        init_steps=60, model_train_freq=20, rollout_batch_size=50, rollout_schedule=(0, 2, 1, 3),
+        updates_per_step=2, eval_episodes=1, progress=False,
+        model=ModelConfig(ensemble_size=3, num_elites=2, hidden=16, depth=2, predict_reward=True),
+        trainer=TrainerConfig(batch_size=32, max_epochs=2, progress=False),
+        sac=SACConfig(hidden_sizes=(16, 16), batch_size=32, target_entropy=-0.05),
+    )
+
+
+def _loop(out: Path) -> dict:
+    ptr = json.loads((out / "checkpoint.json").read_text())
+    return json.loads((out / ptr["path"] / "loop.json").read_text())
+
+
+def test_resume_continues_exactly_where_the_killed_run_stopped(tmp_path):
+    """Run 2 epochs straight; run 1 epoch, 'kill', resume to 2: same counters, buffers and learner."""
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    t0 = time.perf_counter()
+    run(_tiny(straight, epochs=2))
+    run(_tiny(killed, epochs=1))
+    # a kill after logging epoch 2's row and while writing its checkpoint folder
+    with open(killed / "metrics.csv", "a") as f:
+        f.write("2,999,0,0,0,1,0,0\n")
+    (killed / "ckpt" / "epoch_00002").mkdir()
+    (killed / "ckpt" / "epoch_00002" / "learner.msgpack").write_bytes(b"partial")
+    run(_tiny(killed, epochs=2, resume=True))
+
+    a, b = _loop(straight), _loop(killed)
+    for k in ("epoch", "env_steps", "updates", "model_fits", "episode", "train_returns", "eval_returns"):
+        assert a[k] == b[k], k
+    assert a["epoch"] == 2 and a["env_steps"] == 60 + 2 * 40 and a["updates"] == 2 * 40 * 2
+    assert a["np_rng"] == b["np_rng"] and a["jax_key"] == b["jax_key"]
+    fa, fb = straight / "ckpt" / "epoch_00002", killed / "ckpt" / "epoch_00002"
+    ra, rb = ReplayBuffer.load(fa / "real_buffer.npz").all(), ReplayBuffer.load(fb / "real_buffer.npz").all()
+    for x, y in zip(ra, rb):
+        np.testing.assert_array_equal(x, y)
+    ma, mb = ModelBuffer.load(fa / "model_buffer.npz"), ModelBuffer.load(fb / "model_buffer.npz")
+    assert (ma.capacity, ma.next, ma.size) == (mb.capacity, mb.next, mb.size) == (2 * 50 * 2, 0, 200)  # k=2 at epoch 1
+    for x, y in zip(ma.ordered(), mb.ordered()):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    template = SAC(4, 1, -3.0, 3.0, SACConfig(hidden_sizes=(16, 16), batch_size=32)).init(jax.random.PRNGKey(0))
+    la, lb = load_pytree(fa / "learner.msgpack", template), load_pytree(fb / "learner.msgpack", template)
+    for x, y in zip(jax.tree.leaves(la), jax.tree.leaves(lb)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+    rows = (killed / "metrics.csv").read_text().strip().splitlines()
+    assert len(rows) == 3 and [r.split(",")[0] for r in rows[1:]] == ["1", "2"]  # the stale row was dropped
+    assert sorted(p.name for p in (killed / "ckpt").iterdir()) == ["epoch_00002"]
+    assert (killed / "learning_curve.png").exists() and (killed / "results.json").exists()
+    assert time.perf_counter() - t0 < 120
+
+
+class _CountingLearner:
+    """A PolicyLearner wrapper that counts calls: MBPO must use only the protocol."""
+
+    def __init__(self, inner):
+        self.inner, self.obs_dim, self.act_dim, self.calls = inner, inner.obs_dim, inner.act_dim, {}
+
+    def _count(self, name):
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+    def init(self, key):
+        self._count("init")
+        return self.inner.init(key)
+
+    def act(self, state, obs, key, deterministic=False):
+        self._count("act")
+        return self.inner.act(state, obs, key, deterministic)
+
+    def update(self, state, batch, key):
+        self._count("update")
+        return self.inner.update(state, batch, key)
+
+    def update_many(self, state, batches, key):
+        self._count("update_many")
+        assert batches.obs.shape[:2] == (2, 32)
+        return self.inner.update_many(state, batches, key)
+
+
+def test_learner_is_pluggable(tmp_path):
+    cfg = dataclasses.replace(_tiny(tmp_path, epochs=1), checkpoint=False)
+    learner = _CountingLearner(SAC(4, 1, -3.0, 3.0, cfg.sac))
+    assert isinstance(learner, PolicyLearner)
+    result = run(cfg, learner=learner)
+    assert learner.calls["update_many"] == 40 and "update" not in learner.calls  # G updates per env step in one call
+    assert result["updates"] == 80 and not (tmp_path / "checkpoint.json").exists()
+    row = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert {"return", "rollout_length", "model_elite_holdout_mse", "critic_loss", "alpha", "time_env_s", "time_model_s",
+            "time_rollout_s", "time_policy_s"} <= set(row[0].split(","))
+
+
+# -------------------------------------------------------------------------------- learning
+# Budget: 1500 env steps (250 random + 5 epochs of 250). Small networks keep it to ~1-2 minutes
+# on 2 CPU cores; the paper's IP settings otherwise (G=10, k=1, real ratio 0.05, 7/5 members).
+_BUDGET_EPOCHS, _INIT = 5, 250
+
+
+def test_mbpo_beats_sac_on_inverted_pendulum(tmp_path):
+    sac_cfg = SACConfig(hidden_sizes=(64, 64), target_entropy=-0.05)
+    cfg = dataclasses.replace(
+        mbpo_preset("InvertedPendulum-v5"), out=str(tmp_path / "mbpo"), epochs=_BUDGET_EPOCHS, init_steps=_INIT,
+        rollout_batch_size=20_000, eval_episodes=3, progress=False, checkpoint=False, sac=sac_cfg,
+        model=ModelConfig(ensemble_size=7, num_elites=5, hidden=64, depth=3, predict_reward=True),
+        trainer=TrainerConfig(max_epochs=20, progress=False),
+    )
+    mbpo = run(cfg)
+    steps = mbpo["env_steps"]
+    sac = train_sac(SACTrainConfig(env="InvertedPendulum-v5", seed=0, out=str(tmp_path / "sac"), total_steps=steps,
+                                   start_steps=_INIT, eval_every=steps, eval_episodes=3, sac=sac_cfg, checkpoint=False,
+                                   progress=False))
+    print(f"\nMBPO {mbpo['eval_returns']} vs SAC {sac['eval_returns']} at {steps} env steps")
+    assert mbpo["final_return"] >= 500
+    assert mbpo["final_return"] > sac["final_return"] + 300
