@@ -1,0 +1,94 @@
+"""Sample efficiency of the MPC presets: return per episode over several seeds (median and spread).
+
+    python benchmarks/learning.py --suite cartpole --seeds 3          # PETS (light) cart-pole swing-up, 10 episodes
+    python benchmarks/learning.py --suite invpend --seeds 3           # PETS InvertedPendulum-v5, 3 episodes
+    python benchmarks/learning.py --suite reacher --seeds 2
+    python benchmarks/learning.py --suite pusher --seeds 1
+    python benchmarks/learning.py --suite halfcheetah-pets --seeds 1  # long: run in the background
+    python benchmarks/learning.py --suite halfcheetah-pddm --seeds 1
+
+Targets (issue 3): cart-pole >= 180 (of 200) by episode 10; InvertedPendulum 1000 within 3
+episodes; HalfCheetah published PETS ≈ 4200 at 50k steps. Writes
+``benchmarks/results/learning_<suite>.json`` and ``.png``; each run's own folder is under
+``runs/bench-learning/`` (resumable with ``--resume``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from mbrlax.utils.sharding import request_host_devices
+
+request_host_devices()
+
+import numpy as np  # noqa: E402
+
+from mbrlax.algorithms import presets  # noqa: E402
+from mbrlax.algorithms.mpc_loop import run  # noqa: E402
+from mbrlax.utils.plots import plt  # noqa: E402
+
+# suite -> (preset function, env, iterations, episode_steps, target description, target check)
+SUITES = {
+    "cartpole": (presets.pets_light_preset, "cartpole-swingup", 10, 0, ">= 180 by episode 10",
+                 lambda r: max(r[:10]) >= 180),
+    "cartpole-paper": (presets.pets_preset, "cartpole-swingup", 10, 0, ">= 180 by episode 10",
+                       lambda r: max(r[:10]) >= 180),
+    "invpend": (presets.pets_light_preset, "InvertedPendulum-v5", 3, 0, "1000 within 3 episodes",
+                lambda r: max(r[:3]) >= 1000),
+    "reacher": (presets.pets_light_preset, "Reacher-v5", 15, 0, "curve", None),
+    "pusher": (presets.pets_light_preset, "Pusher-v5", 10, 0, "curve", None),
+    "halfcheetah-pets": (presets.pets_light_preset, "HalfCheetah-v5", 50, 1000, "published PETS ≈ 4200 at 50k steps", None),
+    "halfcheetah-pddm": (presets.pddm_preset, "HalfCheetah-v5", 50, 1000, "curve", None),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--suite", choices=sorted(SUITES), default="cartpole")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--iterations", type=int, default=0, help="override the suite's episode count")
+    p.add_argument("--resume", action="store_true")
+    args = p.parse_args(argv)
+    preset, env, iters, ep_steps, target, check = SUITES[args.suite]
+    iters = args.iterations or iters
+    curves, seconds = [], []
+    for seed in range(args.seeds):
+        cfg = dataclasses.replace(preset(env), seed=seed, iterations=iters, episode_steps=ep_steps, video=False,
+                                  resume=args.resume, out=f"runs/bench-learning/{args.suite}/seed{seed}")
+        t0 = time.time()
+        summary = run(cfg)
+        seconds.append((time.time() - t0) / max(len(summary["returns"]), 1))
+        curves.append(summary["returns"])
+    n = min(len(c) for c in curves)
+    arr = np.array([c[:n] for c in curves])
+    med, lo, hi = np.median(arr, 0), arr.min(0), arr.max(0)
+    met = [bool(check(c)) for c in curves] if check else None
+    result = {"suite": args.suite, "env": env, "seeds": args.seeds, "target": target, "target_met_per_seed": met,
+              "median_return_per_episode": med.tolist(), "min": lo.tolist(), "max": hi.tolist(),
+              "returns_per_seed": curves, "wall_seconds_per_episode_median": float(np.median(seconds))}
+    out = Path("benchmarks/results")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"learning_{args.suite}.json").write_text(json.dumps(result, indent=2))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ep = np.arange(1, n + 1)
+    ax.plot(ep, med, marker="o", label=f"median of {args.seeds} seeds")
+    ax.fill_between(ep, lo, hi, alpha=0.25, label="min–max")
+    ax.set_xlabel("MPC episode")
+    ax.set_ylabel("return")
+    ax.set_title(f"{args.suite}: {env}")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / f"learning_{args.suite}.png", dpi=100)
+    print(f"\n{args.suite} ({env}), {args.seeds} seeds: median return per episode {np.round(med, 1).tolist()}")
+    print(f"target {target}: met per seed {met}; wall time per episode (median) {np.median(seconds):.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
