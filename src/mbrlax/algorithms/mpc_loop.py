@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 from mbrlax.agents.mpc import MPCAgent, MPCConfig
 from mbrlax.agents.objective import ObjectiveConfig
 from mbrlax.data.buffer import ReplayBuffer
-from mbrlax.data.rollout import collect, random_policy
-from mbrlax.envs import action_bounds, get_task, make_env, make_vector_env
+from mbrlax.data.rollout import random_policy
+from mbrlax.envs import action_bounds, get_task, make_env
 from mbrlax.models.config import ModelConfig
 from mbrlax.models.trainer import TrainerConfig, fit
 from mbrlax.planning import PLANNERS, make_planner
@@ -155,12 +155,11 @@ def run(cfg: MPCLoopConfig) -> dict:
         key = jax.random.PRNGKey(progress["seed_counter"])
         print(f"resuming {out} at iteration {start_iter} ({env_steps} env steps)")
     else:
-        envs = make_vector_env(cfg.env, 1, seed=cfg.seed)
-        steps = cfg.random_episodes * (cfg.episode_steps or env.spec.max_episode_steps or 1000)
-        stats = collect(envs, random_policy(env.action_space, cfg.seed), steps, buffer, seed=cfg.seed)
-        envs.close()
+        act_randomly = random_policy(env.action_space, cfg.seed)
+        random_returns = [_episode(env, lambda o: act_randomly(o[None])[0], cfg.episode_steps, buffer,
+                                   seed=cfg.seed + 500 + i)[0] for i in range(cfg.random_episodes)]
         env_steps = len(buffer)
-        random_return = float(np.mean(stats.episode_returns)) if stats.episode_returns else float("nan")
+        random_return = float(np.mean(random_returns))
         logger.log({"iteration": 0, "env_steps": env_steps, "return": random_return, "policy": "random"})
 
     def refit(state, key):
