@@ -9,6 +9,7 @@ power-of-two buckets so a growing dataset recompiles only when it crosses a buck
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from mbrlax.errors import ConfigError, DataError, TrainingDivergedError
 from mbrlax.models.dynamics import DynamicsModel, ModelState
 from mbrlax.models.ensemble import ensemble_forward
 from mbrlax.models.normalizer import Normalizer
+from mbrlax.utils.sharding import shard_along
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,8 @@ def _make_epoch_fn(model: DynamicsModel, cfg: TrainerConfig, optimizer: optax.Gr
 
             def update(c):
                 params, opt_state, total = c
-                idx = jax.lax.dynamic_slice_in_dim(order, b * bs, bs, axis=1)  # [E, bs]
+                # the minibatch split across devices (both cores on a CPU): grads are all-reduced
+                idx = shard_along(jax.lax.dynamic_slice_in_dim(order, b * bs, bs, axis=1), 1)  # [E, bs]
                 w = ((b * bs + jnp.arange(bs)) < n).astype(jnp.float32)
                 w = jnp.broadcast_to(w, (E, bs))
                 loss, grads = jax.value_and_grad(loss_fn)(params, x[idx], y[idx], t[idx], w)
@@ -159,6 +162,18 @@ def _make_epoch_fn(model: DynamicsModel, cfg: TrainerConfig, optimizer: optax.Gr
         return params, opt_state, total / n_batches
 
     return epoch
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(model: DynamicsModel, cfg: TrainerConfig):
+    """Optimiser, jitted epoch and jitted holdout error, built once per (model, config).
+
+    Refitting in an aggregation loop then reuses the compiled code (it recompiles only when the
+    padded dataset crosses a power-of-two bucket), instead of compiling on every fit.
+    """
+    optimizer = optax.adam(cfg.learning_rate)
+    holdout_fn = jax.jit(functools.partial(holdout_mse, model))
+    return optimizer, _make_epoch_fn(model, cfg, optimizer), holdout_fn
 
 
 def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
@@ -197,10 +212,11 @@ def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
     xh_p, yh_p = jnp.asarray(_pad(xh, Nh)), jnp.asarray(_pad(yh, Nh))
     wh = jnp.asarray((np.arange(Nh) < len(xh)).astype(np.float32))
 
-    optimizer = optax.adam(cfg.learning_rate)
+    optimizer, epoch_fn, holdout_fn = _compiled(model, cfg)
     opt_state = optimizer.init(state.params)
-    epoch_fn = _make_epoch_fn(model, cfg, optimizer)
-    eval_fn = jax.jit(lambda s: holdout_mse(model, s, xh_p, yh_p, wh))
+
+    def eval_fn(s):
+        return holdout_fn(s, xh_p, yh_p, wh)
 
     best_params = state.params
     best = np.asarray(eval_fn(state))
