@@ -44,7 +44,9 @@ class MPCAgent:
         self._key = jax.random.PRNGKey(seed)
         self._objective = make_objective(model, task, objective, terminal_value)
         self._plan = jax.jit(lambda ps, ms, obs, key: planner.plan(ps, self._objective(ms, obs), key))
-        self._shift = jax.jit(planner.shift)
+        # shift runs eagerly: its output then lives where ``init``'s does, so the jitted plan sees
+        # one input placement (a jitted shift placed it differently with 2 host devices: a recompile)
+        self._shift = planner.shift
         self._model_state: ModelState | None = None
         self.plan_seconds: list[float] = []  # wall time of each plan (compile included in the first)
         self.last_info: dict = {}
