@@ -44,6 +44,7 @@ from mbrlax.envs.registry import (  # noqa: E402
 )
 from mbrlax.envs.task import Task, never_terminates  # noqa: E402
 from mbrlax.envs.tasks import TASKS  # noqa: E402
+from mbrlax.envs import lessons as _lessons  # noqa: E402,F401  (registers the maze and the cliff)
 
 __all__ = [
     "ALIASES",

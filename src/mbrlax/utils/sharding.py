@@ -31,9 +31,17 @@ def _mesh() -> Mesh | None:
 
 
 def shard_along(x: jax.Array, axis: int) -> jax.Array:
-    """Constrain ``x`` to be split over all devices along ``axis`` (if it divides evenly)."""
+    """Constrain ``x`` to be split over all devices along ``axis``.
+
+    Under ``jit`` an axis that does not divide evenly is split unevenly (XLA pads the last
+    shard), so 10003 particles still use both devices; outside ``jit`` (where an array must
+    split evenly) such an ``x`` is returned as it is. Axes shorter than the device count are
+    never split.
+    """
     mesh = _mesh()
-    if mesh is None or x.ndim == 0 or x.shape[axis] % mesh.size:
+    if mesh is None or x.ndim == 0 or x.shape[axis] < mesh.size:
+        return x
+    if x.shape[axis] % mesh.size and not isinstance(x, jax.core.Tracer):
         return x
     spec = [None] * x.ndim
     spec[axis] = "batch"

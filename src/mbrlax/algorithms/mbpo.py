@@ -1,0 +1,510 @@
+"""Model-Based Policy Optimisation (MBPO; Janner et al. 2019, "When to Trust Your Model", Alg. 2).
+
+    fill the real buffer D_env with `init_steps` uniformly random steps
+    for each epoch:
+        k <- rollout length from the schedule [epoch_a, epoch_b, k_a, k_b]
+        for each of `epoch_length` env steps t:
+            if t % model_train_freq == 0:
+                fit the ensemble (7 members, 5 elites; reward and Δobs) on all of D_env
+                branch `rollout_batch_size` k-step rollouts of the policy in the model from
+                states of D_env; add them to D_model (which keeps the last `retain_epochs`)
+            act in the env with the policy; add the transition to D_env
+            G = `updates_per_step` policy updates, each on a batch with `real_ratio` of it
+                from D_env and the rest from D_model
+        evaluate the deterministic policy; log; checkpoint
+
+Reward in the model is learned, as in the paper; termination is the task's where one is
+known, else learned. The policy learner is pluggable: MBPO talks to it only through the
+:class:`~mbrlax.agents.learner.PolicyLearner` protocol (``run(cfg, learner=...)``); SAC by
+default. Its ``G`` updates per env step are one ``update_many`` call (one ``lax.scan``); the
+``k``-step rollout of the whole rollout batch is one jitted call
+(:func:`~mbrlax.agents.model_rollouts.make_branched_rollout`).
+
+Checkpoints (after the initial exploration and after every epoch) hold the learner state
+(with its optimiser states), the model state, both buffers, both RNGs, the counters and the
+episode in progress, in ``OUT/ckpt/epoch_N/``; ``OUT/checkpoint.json`` is replaced atomically
+to point at a complete folder, so a killed run loses at most one epoch. ``resume=True``
+continues from it and reproduces the uninterrupted run: the episode in progress is rebuilt by
+resetting its env with the episode's seed and replaying its actions (Gymnasium envs are
+deterministic given the reset seed), and the model buffer is restored with its exact ring
+layout. The model trainer's Adam state is not kept: :func:`~mbrlax.models.trainer.fit` starts
+a fresh optimiser at every fit (warm-starting the weights), so there is none to save.
+
+Presets (:func:`mbpo_preset`) are the paper's per-environment settings from its released
+configs (github.com/jannerm/mbpo, ``examples/config/*/0.py``), for the v5 envs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from mbrlax.agents.learner import PolicyLearner, TrainBatch
+from mbrlax.agents.model_rollouts import ModelBuffer, make_branched_rollout
+from mbrlax.agents.sac import SAC, SACConfig
+from mbrlax.data.buffer import ReplayBuffer
+from mbrlax.envs import action_bounds, get_task, make_env, resolve_env_id
+from mbrlax.errors import ConfigError, DataError, TrainingDivergedError
+from mbrlax.models.config import ModelConfig
+from mbrlax.models.propagation import check_propagation
+from mbrlax.models.trainer import TrainerConfig, fit
+from mbrlax.utils.atomic import atomic_write
+from mbrlax.utils.checkpoint import load_pytree, save_pytree
+from mbrlax.utils.plots import plot_learning_curve
+from mbrlax.utils.run_logger import RunLogger
+
+_POINTER = "checkpoint.json"
+PHASES = ("env", "model", "rollout", "policy", "eval")
+
+
+@dataclass(frozen=True)
+class MBPOConfig:
+    """MBPO (Janner et al. 2019); defaults are the paper's Hopper settings (``mbpo_preset`` for others)."""
+
+    env: str = "Hopper-v5"
+    """Gymnasium environment id."""
+    seed: int = 0
+    """Seed of the environment, the networks and every random draw."""
+    out: str = "runs/mbpo"
+    """Run folder: config.json, metrics.csv, tb/, learning_curve.png, results.json, checkpoints."""
+    resume: bool = False
+    """Continue from the checkpoint in ``out`` if there is one."""
+    epochs: int = 125
+    """Epochs after the initial exploration, each of ``epoch_length`` env steps (paper Hopper: 125)."""
+    epoch_length: int = 1000
+    """Env steps per epoch (paper: 1000; 250 for InvertedPendulum)."""
+    init_steps: int = 5000
+    """Uniformly random env steps that fill the real buffer before the first epoch (paper: 5000)."""
+    model_train_freq: int = 250
+    """Env steps between model fits; each fit is followed by a batch of branched rollouts (paper: 250)."""
+    rollout_batch_size: int = 100_000
+    """Rollouts branched after each fit (paper: 100k per 250 steps, i.e. 400 per env step)."""
+    rollout_schedule: tuple[int, int, int, int] = (20, 150, 1, 15)
+    """[epoch_a, epoch_b, k_a, k_b]: rollout length k grows linearly from k_a to k_b between these epochs."""
+    retain_epochs: int = 1
+    """Epochs of rollouts the model buffer keeps (paper: 1)."""
+    real_ratio: float = 0.05
+    """Share of real transitions in each policy batch (paper: 0.05); 1.0 turns the model off (SAC with G updates)."""
+    updates_per_step: int = 20
+    """Policy updates G per env step, run as one update_many call (paper: 20; 10 IP, 40 HalfCheetah)."""
+    eval_episodes: int = 5
+    """Episodes of the deterministic policy evaluated after every epoch."""
+    learned_reward: bool = True
+    """Rollout rewards from the model's learned reward head (paper); False uses the task's reward where known."""
+    propagation: str = "ts1"
+    """How rollouts use the elites: ts1 (a random elite per particle and step, as the paper) or tsinf/mean/expectation."""
+    buffer_capacity: int = 1_000_000
+    """Real replay buffer capacity (paper: 1e6); the model buffer is sized from the rollout settings."""
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(
+        ensemble_size=7, num_elites=5, hidden=200, depth=4, activation="silu", probabilistic=True,
+        predict_reward=True))
+    """Dynamics ensemble (paper: 7 probabilistic members of 4x200 swish, 5 elites, predicting Δobs and reward)."""
+    trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(progress=False))
+    """Model fitting (paper: Adam 1e-3, batch 256, 20% holdout up to 5000, stop after 5 epochs without gain)."""
+    sac: SACConfig = field(default_factory=lambda: SACConfig(target_entropy=-1.0))
+    """SAC hyperparameters (paper: 2x256, lr 3e-4, gamma 0.99, tau 5e-3, batch 256; target entropy per env)."""
+    checkpoint: bool = True
+    """Checkpoint after the initial exploration and after every epoch."""
+    progress: bool = True
+    """Show a tqdm progress bar."""
+
+    def __post_init__(self):
+        for name in ("epochs", "epoch_length", "model_train_freq", "rollout_batch_size", "retain_epochs",
+                     "updates_per_step", "eval_episodes", "buffer_capacity"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"MBPOConfig.{name} must be > 0, got {getattr(self, name)}")
+        if self.init_steps < 1:
+            raise ConfigError(f"MBPOConfig.init_steps must be >= 1 (rollouts branch from real states), got {self.init_steps}")
+        if not 0.0 <= self.real_ratio <= 1.0:
+            raise ConfigError(f"MBPOConfig.real_ratio must be in [0, 1], got {self.real_ratio}")
+        sched = tuple(self.rollout_schedule)
+        if len(sched) != 4 or sched[2] < 1 or sched[3] < 1 or sched[1] < sched[0]:
+            raise ConfigError(f"MBPOConfig.rollout_schedule must be [epoch_a, epoch_b >= epoch_a, k_a >= 1, k_b >= 1], "
+                              f"got {self.rollout_schedule}")
+        check_propagation(self.propagation)
+
+
+# ------------------------------------------------------------------------------------ presets
+# Paper settings per env (Janner et al. 2019; github.com/jannerm/mbpo examples/config/*/0.py):
+# (epochs, epoch_length, init_steps, updates_per_step G, SAC target entropy, rollout schedule).
+# InvertedPendulum's config sets 500 initial steps and 80 epochs of 250 steps (20k steps).
+_PAPER = {
+    "InvertedPendulum-v5": (80, 250, 500, 10, -0.05, (1, 15, 1, 1)),
+    "Hopper-v5": (125, 1000, 5000, 20, -1.0, (20, 150, 1, 15)),
+    "Walker2d-v5": (300, 1000, 5000, 20, -3.0, (20, 150, 1, 1)),
+    "HalfCheetah-v5": (400, 1000, 5000, 40, -3.0, (20, 150, 1, 1)),
+    "Ant-v5": (300, 1000, 5000, 20, -4.0, (20, 100, 1, 25)),
+}
+
+
+def mbpo_preset(env: str) -> MBPOConfig:
+    """The paper's settings for ``env`` (Hopper's structure with k = 1 and target entropy -|A| for others).
+
+    Common to all (paper): 7 members / 5 elites, model fit every 250 steps, 100k rollouts per
+    fit, model buffer of 1 epoch, real ratio 0.05, SAC 2x256 with lr 3e-4.
+    """
+    canonical = resolve_env_id(env)
+    short = canonical.split("/")[-1]
+    if canonical in _PAPER:
+        epochs, length, init, G, entropy, schedule = _PAPER[canonical]
+        return MBPOConfig(env=canonical, out=f"runs/mbpo-{short}", epochs=epochs, epoch_length=length,
+                          init_steps=init, updates_per_step=G, rollout_schedule=schedule,
+                          sac=SACConfig(target_entropy=entropy))
+    return MBPOConfig(env=canonical, out=f"runs/mbpo-{short}", rollout_schedule=(20, 150, 1, 1),
+                      sac=SACConfig(target_entropy=None))
+
+
+# ------------------------------------------------------------------------------------ schedule
+def rollout_length(schedule: tuple[int, int, int, int], epoch: int) -> int:
+    """k at ``epoch``: k_a up to epoch_a, then linear to k_b at epoch_b, then k_b (truncated to an int)."""
+    epoch_a, epoch_b, k_a, k_b = schedule
+    if epoch <= epoch_a or epoch_b == epoch_a:
+        return int(k_a if epoch <= epoch_a else k_b)
+    frac = min((epoch - epoch_a) / (epoch_b - epoch_a), 1.0)
+    return int(k_a + frac * (k_b - k_a))
+
+
+def model_buffer_capacity(cfg: MBPOConfig, k: int) -> int:
+    """Transitions of ``retain_epochs`` epochs of k-step rollouts (MBPO's model pool size)."""
+    fits_per_epoch = math.ceil(cfg.epoch_length / cfg.model_train_freq)
+    return cfg.retain_epochs * fits_per_epoch * cfg.rollout_batch_size * k
+
+
+def mixed_batches(real: ReplayBuffer, model_buf: ModelBuffer, num: int, batch_size: int, real_ratio: float,
+                  rng: np.random.Generator) -> TrainBatch:
+    """``num`` policy batches ``[num, batch_size, ...]``: ``int(batch_size * real_ratio)`` real transitions each,
+    the rest from the model buffer (all real while the model buffer is empty)."""
+    n_real = batch_size if len(model_buf) == 0 else int(batch_size * real_ratio)
+    n_model = batch_size - n_real
+    r = real.sample(num * n_real, rng)
+    real_tb = TrainBatch(r.obs, r.action, r.reward, r.next_obs, r.terminated.astype(np.float32))
+    if n_model == 0:
+        parts = [real_tb]
+    else:
+        parts = [real_tb, model_buf.take(model_buf.sample_indices(num * n_model, rng))]
+    sizes = [n_real, n_model]
+
+    def stack(*fields):
+        chunks = [f.reshape(num, n, *f.shape[1:]) for f, n in zip(fields, sizes)]
+        return np.concatenate(chunks, axis=1) if len(chunks) > 1 else chunks[0]
+
+    return TrainBatch(*(stack(*fs) for fs in zip(*parts)))
+
+
+# ------------------------------------------------------------------------------------ environment
+class _Episode:
+    """The real env and the episode in progress; episode ``i`` resets with seed ``base_seed + i``.
+
+    Keeps the episode's actions so a resumed run can rebuild the env state by replaying them.
+    """
+
+    def __init__(self, env, base_seed: int):
+        self.env, self.base_seed = env, base_seed
+        self.index, self.actions, self.ret = 0, [], 0.0
+        self.obs = None
+
+    def reset(self) -> None:
+        self.obs, _ = self.env.reset(seed=self.base_seed + self.index)
+        self.actions, self.ret = [], 0.0
+
+    def step(self, action: np.ndarray):
+        """One env step; returns ``(obs, action, reward, next_obs, terminated, truncated, finished_return)``."""
+        action = np.asarray(action, np.float32)
+        obs = self.obs
+        next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.actions.append(action)
+        self.ret += float(reward)
+        finished = None
+        if terminated or truncated:
+            finished = self.ret
+            self.index += 1
+            self.reset()
+        else:
+            self.obs = next_obs
+        return obs, action, float(reward), next_obs, bool(terminated), bool(truncated), finished
+
+    def state_dict(self) -> dict:
+        return {"index": self.index, "return": self.ret, "actions": np.asarray(self.actions, np.float32).tolist(),
+                "obs": np.asarray(self.obs, np.float64).tolist()}
+
+    def restore(self, d: dict) -> None:
+        """Reset with the episode's seed and replay its actions; a fresh episode if the env does not reproduce."""
+        self.index = int(d["index"])
+        self.reset()
+        ended = False
+        for a in d["actions"]:
+            action = np.asarray(a, np.float32)
+            self.obs, reward, terminated, truncated, _ = self.env.step(action)
+            self.actions.append(action)
+            self.ret += float(reward)
+            if terminated or truncated:
+                ended = True
+                break
+        if ended or not np.allclose(self.obs, np.asarray(d["obs"]), atol=1e-6):
+            warnings.warn("the episode in progress at the checkpoint did not replay identically; starting a new one",
+                          stacklevel=2)
+            self.index += 1
+            self.reset()
+
+
+def evaluate_policy(learner: PolicyLearner, state, envs: list, seed: int) -> np.ndarray:
+    """Returns of one episode per env with the deterministic policy, all envs stepped in lockstep.
+
+    Env ``i`` resets with ``seed + i``; one ``act`` call per step serves every env (finished ones
+    are padded with their last observation, so the batch shape never changes).
+    """
+    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
+    returns, done = np.zeros(len(envs)), np.zeros(len(envs), bool)
+    key = jax.random.PRNGKey(0)  # unused by a deterministic policy
+    while not done.all():
+        actions = np.asarray(learner.act(state, obs.astype(np.float32), key, deterministic=True))
+        for i, env in enumerate(envs):
+            if done[i]:
+                continue
+            o, r, terminated, truncated, _ = env.step(actions[i])
+            returns[i] += float(r)
+            obs[i] = o
+            done[i] = terminated or truncated
+    return returns
+
+
+# ------------------------------------------------------------------------------------ checkpoints
+def _save_checkpoint(out: Path, epoch: int, learner_state, model_state, real: ReplayBuffer, model_buf: ModelBuffer,
+                     loop: dict) -> None:
+    """Write ``out/ckpt/epoch_N`` completely, then point ``checkpoint.json`` at it, then drop older folders."""
+    rel = Path("ckpt") / f"epoch_{epoch:05d}"
+    folder = out / rel
+    folder.mkdir(parents=True, exist_ok=True)
+    save_pytree(folder / "learner.msgpack", learner_state)
+    save_pytree(folder / "model.msgpack", model_state)
+    real.save(folder / "real_buffer.npz")
+    model_buf.save(folder / "model_buffer.npz")
+    atomic_write(folder / "loop.json", lambda f: f.write(json.dumps(loop).encode()))
+    pointer = json.dumps({"path": str(rel), "epoch": epoch, "env_steps": loop["env_steps"]}).encode()
+    atomic_write(out / _POINTER, lambda f: f.write(pointer))
+    for old in (out / "ckpt").iterdir():
+        if old.name != rel.name:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_checkpoint(out: Path, learner_template, model_template, real_capacity: int):
+    """``(learner_state, model_state, real, model_buf, loop)`` of the checkpoint, or None if there is none."""
+    pointer = out / _POINTER
+    if not pointer.exists():
+        return None
+    try:
+        folder = out / json.loads(pointer.read_text())["path"]
+        loop = json.loads((folder / "loop.json").read_text())
+    except (OSError, ValueError, KeyError) as e:
+        raise DataError(f"checkpoint in {out} is unreadable ({type(e).__name__}: {e})") from e
+    learner_state = load_pytree(folder / "learner.msgpack", learner_template)
+    model_state = load_pytree(folder / "model.msgpack", model_template)
+    real = ReplayBuffer.load(folder / "real_buffer.npz", capacity=real_capacity)
+    model_buf = ModelBuffer.load(folder / "model_buffer.npz")
+    return learner_state, model_state, real, model_buf, loop
+
+
+# ------------------------------------------------------------------------------------ the loop
+@contextmanager
+def _timed(times: dict, phase: str):
+    """Add the wall-clock seconds of the block to ``times[phase]``."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        times[phase] += time.perf_counter() - t0
+
+
+def _fit_model(model, state, real: ReplayBuffer, key, trainer: TrainerConfig):
+    """Fit the ensemble on every real transition; ``(state, stats)``. A diverged fit keeps its best weights."""
+    try:
+        result = fit(model, state, real.all(), key, trainer)
+    except TrainingDivergedError as e:  # a long run goes on with the last good weights
+        warnings.warn(f"model fit diverged ({e}); keeping the last good weights", stacklevel=2)
+        return e.last_good, {}
+    best = np.sort(result.holdout_mse)
+    return result.state, {
+        "model_train_loss": result.history[-1]["train_loss"] if result.history else float("nan"),
+        "model_holdout_mse": float(best.mean()),
+        "model_elite_holdout_mse": float(best[: model.num_elites].mean()),
+        "model_fit_epochs": len(result.history),
+    }
+
+
+def run(cfg: MBPOConfig, learner: PolicyLearner | None = None) -> dict[str, Any]:
+    """Train with MBPO; returns the summary also written to ``out/results.json``.
+
+    ``learner``: any :class:`PolicyLearner` sized for the env (default: ``SAC`` with ``cfg.sac``).
+    """
+    out = Path(cfg.out)
+    env = make_env(cfg.env, seed=cfg.seed)
+    eval_envs = [make_env(cfg.env) for _ in range(cfg.eval_episodes)]
+    task = get_task(cfg.env)
+    low, high = action_bounds(env)
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    if learner is None:
+        learner = SAC(obs_dim, act_dim, low, high, cfg.sac)
+    if (learner.obs_dim, learner.act_dim) != (obs_dim, act_dim):
+        raise ConfigError(f"learner has obs/act dims {learner.obs_dim}/{learner.act_dim}, env has {obs_dim}/{act_dim}")
+    batch_size = int(getattr(getattr(learner, "config", None), "batch_size", cfg.sac.batch_size))
+    model = dataclasses.replace(cfg.model, predict_reward=True).build(obs_dim, act_dim, learn_reward=task is None,
+                                                                       task=task)
+    rollout_fn = make_branched_rollout(model, learner, task, learned_reward=cfg.learned_reward,
+                                       propagation=cfg.propagation)
+    use_model = cfg.real_ratio < 1.0
+    total_steps = cfg.init_steps + cfg.epochs * cfg.epoch_length
+
+    # ---- fresh state, or the checkpoint's
+    key = jax.random.PRNGKey(cfg.seed)
+    key, k_learner, k_model = jax.random.split(key, 3)
+    learner_state, model_state = learner.init(k_learner), model.init(k_model)
+    real = ReplayBuffer(min(cfg.buffer_capacity, total_steps), obs_dim, act_dim)
+    k = rollout_length(cfg.rollout_schedule, 0)
+    model_buf = ModelBuffer(model_buffer_capacity(cfg, k), obs_dim, act_dim)
+    rng = np.random.default_rng(cfg.seed)
+    loop: dict[str, Any] = {"env_id": resolve_env_id(cfg.env), "epoch": 0, "env_steps": 0, "updates": 0,
+                            "model_fits": 0, "train_returns": [], "eval_returns": [],
+                            "time_s": {p: 0.0 for p in PHASES}}
+    episode = _Episode(env, cfg.seed)
+    restored = _load_checkpoint(out, learner_state, model_state, real.capacity) if cfg.resume else None
+    if restored is not None:
+        learner_state, model_state, real, model_buf, loop = restored
+        if loop["env_id"] != resolve_env_id(cfg.env):
+            raise ConfigError(f"checkpoint in {out} is for {loop['env_id']}, not {cfg.env}")
+        real.check_compatible(obs_dim, act_dim, "checkpoint real buffer")
+        model_buf_dims = (model_buf.obs_dim, model_buf.act_dim)
+        if model_buf_dims != (obs_dim, act_dim):
+            raise DataError(f"checkpoint model buffer has dims {model_buf_dims}, env has {(obs_dim, act_dim)}")
+        rng.bit_generator.state = loop["np_rng"]
+        key = jnp.asarray(np.asarray(loop["jax_key"], np.uint32))
+        episode.restore(loop["episode"])
+    else:
+        episode.reset()
+    logger = RunLogger(out, cfg, resume=restored is not None)
+    if restored is not None:  # rows after the checkpoint belong to the lost stretch
+        logger.rows[:] = [r for r in logger.rows if int(float(r.get("epoch", 0))) <= loop["epoch"]]
+    clock = loop["time_s"]
+    bar = tqdm(total=total_steps, initial=loop["env_steps"], disable=not cfg.progress, unit="step",
+               desc=f"mbpo {cfg.env}", dynamic_ncols=True)
+
+    def env_step(action):
+        obs, action, reward, next_obs, terminated, truncated, finished = episode.step(action)
+        real.add(obs, action, reward, next_obs, terminated, truncated)
+        loop["env_steps"] += 1
+        bar.update(1)
+        if finished is not None:
+            loop["train_returns"] = (loop["train_returns"] + [finished])[-100:]
+
+    def checkpoint(epoch: int):
+        if cfg.checkpoint:
+            loop.update(np_rng=rng.bit_generator.state, jax_key=np.asarray(key).tolist(), episode=episode.state_dict())
+            _save_checkpoint(out, epoch, learner_state, model_state, real, model_buf, loop)
+
+    # ---- initial exploration: uniformly random actions
+    if restored is None:
+        with _timed(clock, "env"):
+            while loop["env_steps"] < cfg.init_steps:
+                env_step(rng.uniform(low, high).astype(np.float32))
+        checkpoint(0)
+
+    for epoch in range(loop["epoch"], cfg.epochs):
+        times = {p: 0.0 for p in PHASES}
+        k = rollout_length(cfg.rollout_schedule, epoch)
+        capacity = model_buffer_capacity(cfg, k)
+        if capacity != model_buf.capacity:  # MBPO reallocates its model pool when k changes
+            model_buf = model_buf.resized(capacity)
+        key, k_act, k_update, k_fit = jax.random.split(key, 4)
+        act_keys = np.asarray(jax.random.split(k_act, cfg.epoch_length))
+        update_keys = np.asarray(jax.random.split(k_update, cfg.epoch_length))
+        fit_stats, rollout_stats, policy_metrics = [], [], []
+
+        for t in range(cfg.epoch_length):
+            if use_model and t % cfg.model_train_freq == 0:
+                k_fit_t, k_roll_t = jax.random.split(jax.random.fold_in(k_fit, t))
+                with _timed(times, "model"):  # fit the ensemble on all real data
+                    model_state, stats = _fit_model(model, model_state, real, k_fit_t, cfg.trainer)
+                    fit_stats.append(stats)
+                    loop["model_fits"] += 1
+                with _timed(times, "rollout"):  # branch k-step rollouts from real states
+                    start = jnp.asarray(real.sample(cfg.rollout_batch_size, rng).obs)
+                    batch = rollout_fn(model_state, learner_state, start, k_roll_t, horizon=k)
+                    added = model_buf.add_rollouts(batch)
+                    reward = np.asarray(batch.reward)[np.asarray(batch.valid)]
+                    rollout_stats.append({"rollout_transitions": added,
+                                          "rollout_reward": float(reward.mean()) if added else float("nan")})
+
+            with _timed(times, "env"):  # one real step with the stochastic policy
+                obs = episode.obs[None].astype(np.float32)
+                env_step(np.asarray(learner.act(learner_state, obs, act_keys[t]))[0])
+
+            with _timed(times, "policy"):  # G updates on mixed real/model batches, one compiled call
+                batches = mixed_batches(real, model_buf, cfg.updates_per_step, batch_size,
+                                        cfg.real_ratio if use_model else 1.0, rng)
+                learner_state, metrics = learner.update_many(learner_state, batches, update_keys[t])
+                jax.block_until_ready(learner_state)
+                policy_metrics.append(metrics)
+                loop["updates"] += cfg.updates_per_step
+
+        # ---- evaluate, log, checkpoint
+        with _timed(times, "eval"):
+            returns = evaluate_policy(learner, learner_state, eval_envs, seed=cfg.seed + 1_000_000)
+        means = {name: float(np.mean(np.stack([np.asarray(m[name]) for m in policy_metrics])))
+                 for name in policy_metrics[0]}
+        bad = [name for name, v in means.items() if not math.isfinite(v)]
+        if bad:
+            bar.close()
+            raise TrainingDivergedError(f"the policy learner diverged in epoch {epoch} (non-finite {bad}); "
+                                        f"the checkpoint in {out} holds the last good state", last_good=None)
+        for p in PHASES:
+            clock[p] += times[p]
+        loop["epoch"] = epoch + 1
+        loop["eval_returns"].append([loop["env_steps"], float(returns.mean())])
+        recent = loop["train_returns"][-10:]
+        row = {"epoch": epoch + 1, "env_steps": loop["env_steps"], "return": float(returns.mean()),
+               "return_std": float(returns.std()), "train_return": float(np.mean(recent)) if recent else float("nan"),
+               "rollout_length": k, "model_buffer_size": len(model_buf), "updates": loop["updates"]}
+        for stats in (fit_stats, rollout_stats):
+            for name in dict.fromkeys(n for s in stats for n in s):
+                row[name] = float(np.nanmean([s[name] for s in stats if name in s]))
+        row.update(means)
+        row.update({f"time_{p}_s": round(times[p], 3) for p in PHASES})
+        row["time_epoch_s"] = round(sum(times.values()), 3)
+        row["time_s"] = round(sum(clock.values()), 2)
+        logger.log(row)
+        bar.set_postfix(epoch=epoch + 1, ret=f"{row['return']:.1f}", k=k)
+        checkpoint(epoch + 1)
+    bar.close()
+
+    plot_learning_curve(logger.rows, out / "learning_curve.png", x="env_steps", y="return",
+                        title=f"MBPO on {resolve_env_id(cfg.env)}")
+    evals = loop["eval_returns"]
+    results = {
+        "env_id": resolve_env_id(cfg.env),
+        "seed": cfg.seed,
+        "epochs": loop["epoch"],
+        "env_steps": loop["env_steps"],
+        "updates": loop["updates"],
+        "final_return": evals[-1][1] if evals else None,
+        "best_return": max(r for _, r in evals) if evals else None,
+        "eval_returns": evals,
+        "time_s": {p: round(v, 2) for p, v in clock.items()},
+        "out_dir": str(out),
+    }
+    logger.write_json("results.json", results)
+    logger.close()
+    for e in [env, *eval_envs]:
+        e.close()
+    return results
