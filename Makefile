@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test test-all bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ demo: $(STAMP)
 ## The test suite (under 10 minutes on 2 cores)
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
+
+## Everything, including the slow learning runs (MBPO vs SAC on InvertedPendulum)
+test-all: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -m "slow or not slow"
 
 ## Speed benchmarks (figures printed and written to benchmarks/results/)
 bench: $(STAMP)

@@ -214,6 +214,7 @@ def test_learner_is_pluggable(tmp_path):
 _EPOCHS = 16  # 500 + 16 * 250 = 4500 env steps
 
 
+@pytest.mark.slow  # ~5 min on 2 idle cores (4500 env steps, 45k SAC updates): `make test-all`
 def test_mbpo_beats_sac_on_inverted_pendulum(tmp_path):
     sac_cfg = SACConfig(hidden_sizes=(64, 64), target_entropy=-0.05)
     cfg = dataclasses.replace(
