@@ -43,7 +43,7 @@ def test_known_ids_cover_the_brief():
         "InvertedDoublePendulum-v5", "Reacher-v5", "Pusher-v5", "Pendulum-v1",
         "MountainCarContinuous-v0", CARTPOLE_SWINGUP_ID,
     }
-    assert set(known_env_ids()) == expected
+    assert expected <= set(known_env_ids())  # the lesson demos add their own envs (maze, cliff)
 
 
 @pytest.mark.parametrize(
