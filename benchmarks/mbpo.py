@@ -49,11 +49,10 @@ import numpy as np
 
 from mbrlax.agents.learner import TrainBatch
 from mbrlax.agents.model_rollouts import ModelBuffer, make_branched_rollout
-from mbrlax.agents.sac import SAC, SACConfig
+from mbrlax.agents.sac import SAC
 from mbrlax.algorithms.mbpo import MBPOConfig, mbpo_preset, mixed_batches, run
 from mbrlax.data.buffer import ReplayBuffer
 from mbrlax.envs import action_bounds, get_task, make_env
-from mbrlax.models.config import ModelConfig
 from mbrlax.models.propagation import propagate_step
 from mbrlax.models.trainer import TrainerConfig, fit
 

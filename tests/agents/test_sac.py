@@ -131,8 +131,7 @@ def _pendulum_config(out_dir, **kw) -> SACTrainConfig:
     return SACTrainConfig(**base)
 
 
-@pytest.mark.slow
-def test_sac_solves_pendulum(tmp_path):
+def test_sac_solves_pendulum(tmp_path):  # ~1-2 min: in the default suite (issue 5 asks for it)
     t0 = time.perf_counter()
     res = train_sac(_pendulum_config(tmp_path))
     elapsed = time.perf_counter() - t0

@@ -3,7 +3,7 @@
 A *branched rollout* starts from states of the real replay buffer and follows the current
 policy for ``k`` steps through the learned model. :func:`make_branched_rollout` builds one
 jitted function that runs the whole batch of ``N`` rollouts for all ``k`` steps (one
-``lax.scan``; the ensemble is the elite set, TS1 propagation):
+``lax.scan``; the ensemble is the elite set, TS1 propagation by default):
 
     a_t ~ pi(s_t);  (s_{t+1}, r_t) ~ model(s_t, a_t);  done_t = termination(s_t, a_t, s_{t+1})
 
@@ -18,7 +18,8 @@ jitted function that runs the whole batch of ``N`` rollouts for all ``k`` steps 
 :class:`ModelBuffer` is a NumPy ring buffer of imagined transitions. Unlike
 :class:`~mbrlax.data.buffer.ReplayBuffer` (which saves oldest-first and so re-lays a wrapped
 ring on load) it saves and restores its exact layout, so a resumed run draws the very same
-samples as an uninterrupted one; the model buffer wraps every epoch, the real one never does.
+samples as an uninterrupted one; the model buffer wraps every epoch (the real one, sized to
+the run, never does).
 """
 
 from __future__ import annotations

@@ -68,11 +68,13 @@ class CliffDemoConfig:
     """CEM candidate sequences per iteration."""
     cem_iterations: int = 3
     """CEM iterations per plan."""
+    cem_sampling: str = "clip"
+    """CEM sampling: "clip" (Gaussian, clipped) or "truncated" (PETS; stuck once a plan hits a bound)."""
 
 
 def _quick(cfg: CliffDemoConfig) -> CliffDemoConfig:
-    return replace(cfg, initial_episodes=12, iterations=4, episodes_per_iteration=2, max_epochs=200,
-                   population=80, cem_iterations=3)
+    return replace(cfg, initial_episodes=12, iterations=4, episodes_per_iteration=2, max_epochs=150,
+                   patience=20, population=80, cem_iterations=3)
 
 
 def base_policy(rng: np.random.Generator):
@@ -103,12 +105,17 @@ def copy_buffer(buffer: ReplayBuffer) -> ReplayBuffer:
 
 def run_arm(aggregate: bool, buffer: ReplayBuffer, model, task, cfg: CliffDemoConfig, key: jax.Array, env,
             watch: Stopwatch) -> dict:
-    """One arm: ``iterations`` rounds of MPC episodes, refitting on the grown data when ``aggregate``."""
+    """One arm: ``iterations`` rounds of MPC episodes, refitting on the grown data when ``aggregate``.
+
+    Returns per-iteration rows, the first episode's positions per iteration, the model fitted on
+    the initial data (``first_state``) and the one that planned the last iteration (``last_state``).
+    """
     trainer = TrainerConfig(batch_size=64, max_epochs=cfg.max_epochs, patience=cfg.patience, progress=False)
-    # sampling="clip": PETS's truncated sampling has zero variance where the mean sits on a bound, and
-    # a warm-started "full throttle" plan would then never be questioned again
+    # sampling="clip" by default: PETS's truncated sampling has zero variance where the mean sits on a
+    # bound, so a warm-started "full throttle" plan would never be questioned again
     planner = make_planner("cem", cfg.horizon, task.action_low, task.action_high, population=cfg.population,
-                           elites=max(cfg.population // 10, 5), iterations=cfg.cem_iterations, sampling="clip")
+                           elites=max(cfg.population // 10, 5), iterations=cfg.cem_iterations,
+                           sampling=cfg.cem_sampling)
     agent = MPCAgent(planner, model, task, ObjectiveConfig(propagation="mean", num_particles=cfg.ensemble_size),
                      MPCConfig(), seed=cfg.seed + int(aggregate))
     key, k = jax.random.split(key)
@@ -131,7 +138,7 @@ def run_arm(aggregate: bool, buffer: ReplayBuffer, model, task, cfg: CliffDemoCo
                      "final_x": float(np.mean([ep["obs"][-1, 0] for ep in episodes])),
                      "transitions": len(buffer)})
         paths.append(episodes[0]["obs"][:, 0])
-        if aggregate:
+        if aggregate and it < cfg.iterations - 1:
             key, k = jax.random.split(key)
             with watch("fit"):
                 state = fit_on(model, buffer.all(), k, trainer, state=state).state
