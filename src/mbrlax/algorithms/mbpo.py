@@ -144,7 +144,8 @@ class MBPOConfig:
 
 # ------------------------------------------------------------------------------------ presets
 # Paper settings per env (Janner et al. 2019; github.com/jannerm/mbpo examples/config/*/0.py):
-# (epochs, epoch_length, init_steps, updates_per_step G, SAC target entropy, rollout schedule).
+# (epochs, epoch_length, init_steps, updates_per_step G, SAC target entropy, rollout schedule);
+# epochs cover the training lengths plotted in the paper (Hopper 125k steps, Walker2d/Ant 300k, HalfCheetah 400k).
 # InvertedPendulum's config sets 500 initial steps and 80 epochs of 250 steps (20k steps).
 _PAPER = {
     "InvertedPendulum-v5": (80, 250, 500, 10, -0.05, (1, 15, 1, 1)),

@@ -6,14 +6,15 @@
               against that error
     MPC    <- CEM through the model, to goals inside versus outside the covered room
 
-A control model, fitted on as much random data started anywhere in the maze, separates
-"the model has not seen this place" from "this goal is hard to plan for". Writes PNGs and
-``results.json`` into ``cfg.out``; see ``docs/demos.md`` for how to read the figures.
+Beyond the room's wall the maze floor turns every push by 90 degrees, which no model fitted in
+the room can know. A control model, fitted on as much random data started anywhere in the maze,
+separates "the model has not seen this place" from "this goal is hard to plan for". Writes PNGs
+and ``results.json`` into ``cfg.out``; see ``docs/demos.md`` for how to read the figures.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import jax
@@ -42,9 +43,9 @@ class MazeDemoConfig:
     out: str = "runs/demo-maze"
     """Output folder: PNG figures, results.json, config.json."""
     quick: bool = False
-    """Shrink everything (data, model, goals) for a fast check; the tests use it."""
+    """Shrink the run (data, epochs, grid, goals, no control model) for a fast check; the tests use it."""
     data_steps: int = 4000
-    """Transitions collected by the base policy (random actions from starts in the left room)."""
+    """Transitions collected by the base policy (random actions from starts in the start room)."""
     collect_envs: int = 8
     """Parallel environments for data collection."""
     ensemble_size: int = 5
@@ -74,9 +75,8 @@ class MazeDemoConfig:
 
 
 def _quick(cfg: MazeDemoConfig) -> MazeDemoConfig:
-    from dataclasses import replace
     return replace(cfg, data_steps=2400, max_epochs=40, grid_step=0.5, actions_per_point=6, goals=5,
-                   mpc_steps=32, population=120, cem_iterations=3, control=False)
+                   mpc_steps=32, control=False)
 
 
 # --------------------------------------------------------------------------- data and model

@@ -13,7 +13,8 @@ Speed (``benchmarks/model.py``, ``benchmarks/planners.py``; 2 shared CPU cores, 
 as CPU-time per FLOP and as a ratio to a matmul in the same run):
 
 - The particle axis of the grouped layout ``[M, B/M, ...]`` is sharded across devices
-  (``shard_along``; uneven splits allowed under jit, so 10,003 particles use both devices).
+  (``shard_along``; uneven splits allowed under jit, so 10,003 particles use both devices),
+  unless each device would get fewer than ``MIN_ROWS_PER_DEVICE`` particles per member.
 - TS1 shuffles with one sort of packed uint32 keys and inverts it with a scatter.
   ``jax.random.permutation`` (two key/value sorts) plus an ``argsort`` for the inverse took
   12.5 ms of a 10k-particle step against ~1.5 ms now (with the gathers); rollout CPU-efficiency
@@ -41,7 +42,7 @@ import jax
 import jax.numpy as jnp
 
 from mbrlax.errors import ConfigError
-from mbrlax.models.dynamics import DynamicsModel, ModelState, Prediction
+from mbrlax.models.dynamics import DynamicsModel, ModelState
 from mbrlax.utils.sharding import device_count, shard_along
 
 PROPAGATIONS = ("ts1", "tsinf", "mean", "expectation")
@@ -58,10 +59,10 @@ def check_propagation(method: str) -> None:
         raise ConfigError(f"unknown propagation {method!r}; choose from {PROPAGATIONS}")
 
 
-def _grouped(x: jnp.ndarray, M: int) -> jnp.ndarray:
-    """``x[B, F]`` -> ``[M, B/M, F]`` with particle i in group ``i % M``."""
+def _grouped(x: jnp.ndarray, M: int, split: bool) -> jnp.ndarray:
+    """``x[B, F]`` -> ``[M, B/M, F]`` with particle i in group ``i % M`` (split across devices)."""
     B = x.shape[0]
-    return shard_along(jnp.swapaxes(x.reshape(B // M, M, *x.shape[1:]), 0, 1), 1)
+    return _split(jnp.swapaxes(x.reshape(B // M, M, *x.shape[1:]), 0, 1), split)
 
 
 def _ungrouped(y: jnp.ndarray) -> jnp.ndarray:
@@ -150,20 +151,37 @@ def _take_rows(x: jnp.ndarray, idx: jnp.ndarray) -> jnp.ndarray:
     return jax.vmap(lambda a, i: a[i])(x, idx)
 
 
-def _shuffle_rows(M: int, B: int) -> int:
+MIN_ROWS_PER_DEVICE = 16
+"""Split particles across devices only when each device gets at least this many per member:
+below it a step is mostly dispatch overhead, which each device pays; two devices spent 1.3x the
+CPU time of one on the same gradient plan with 40-80 candidates (8-16 per member), 1.8x with
+the default 16; from 16 per member per device up the CPU time was equal."""
+
+
+def _devices_for(B: int, M: int) -> int:
+    """How many devices ``B`` particles over ``M`` members are split across (1 or all)."""
+    n_dev = device_count()
+    return n_dev if n_dev > 1 and B // M >= MIN_ROWS_PER_DEVICE * n_dev else 1
+
+
+def _split(x: jnp.ndarray, split: bool) -> jnp.ndarray:
+    """Shard the particle axis (1) of a grouped ``x[M, B/M, ...]`` across devices, if ``split``."""
+    return shard_along(x, 1) if split else x
+
+
+def _shuffle_rows(M: int, B: int, n_dev: int) -> int:
     """How many independent blocks TS1 shuffles particles in: one per device when ``B`` is a
     multiple of devices x M (then no particle crosses devices and a step needs no collective),
     else 1 (one global shuffle)."""
-    n_dev = device_count()
     return n_dev if n_dev > 1 and B % (n_dev * M) == 0 else 1
 
 
-def _slots_to_grouped(x: jnp.ndarray, M: int) -> jnp.ndarray:
+def _slots_to_grouped(x: jnp.ndarray, M: int, split: bool) -> jnp.ndarray:
     """TS1 layout: ``x[R, L, ...]`` (L shuffled slots per block) -> ``[M, B/M, ...]``, slot j of
     each block going to member ``j // (L/M)``. A bitcast on each device (no transpose copy)."""
     R, L = x.shape[:2]
     y = jnp.swapaxes(x.reshape(R, M, L // M, *x.shape[2:]), 0, 1)
-    return shard_along(y.reshape(M, R * (L // M), *x.shape[2:]), 1)
+    return _split(y.reshape(M, R * (L // M), *x.shape[2:]), split)
 
 
 def _grouped_to_slots(y: jnp.ndarray, R: int) -> jnp.ndarray:
@@ -180,7 +198,8 @@ def propagate_step(model: DynamicsModel, state: ModelState, obs: jnp.ndarray, ac
     M = DynamicsModel.num_members(state)
     B = obs.shape[0]
     if method == "expectation":
-        every = lambda x: shard_along(jnp.broadcast_to(x, (M, *x.shape)), 1)  # noqa: E731  [M, B, ...]
+        split = _devices_for(B * M, M) > 1
+        every = lambda x: _split(jnp.broadcast_to(x, (M, *x.shape)), split)  # noqa: E731  [M, B, ...]
         pred = model.predict(state, every(obs), every(action))
         return StepOutput(pred.next_obs_mean.mean(0), pred.reward_mean.mean(0), pred.term_prob.mean(0))
     if B % M:
@@ -191,18 +210,20 @@ def propagate_step(model: DynamicsModel, state: ModelState, obs: jnp.ndarray, ac
     # every random number of this step from one RNG call, laid out like the grouped particles
     # [M, B/M, W]: words0 give the Δobs noise; words1[..., 0] the shuffle, words1[..., 1] the
     # reward noise
+    n_dev = _devices_for(B, M)
+    split = n_dev > 1
     W = max(D, 2) if sample else 1
     if sample or method == "ts1":
-        words0, words1 = (shard_along(w, 1) for w in _random_words(key, (M, B // M, W)))
+        words0, words1 = (_split(w, split) for w in _random_words(key, (M, B // M, W)))
 
     if method == "ts1":
-        R = _shuffle_rows(M, B)
+        R = _shuffle_rows(M, B, n_dev)
         perm = _sort_permutations(_grouped_to_slots(words1[..., 0], R))  # [R, B/R]
         xa = jnp.concatenate([obs, action], axis=-1).reshape(R, B // R, -1)
-        xa = _slots_to_grouped(_take_rows(xa, perm), M)  # [M, B/M, D + A]
+        xa = _slots_to_grouped(_take_rows(xa, perm), M, split)  # [M, B/M, D + A]
         obs_in, act_in = xa[..., :D], xa[..., D:]
     else:
-        obs_in, act_in = _grouped(obs, M), _grouped(action, M)
+        obs_in, act_in = _grouped(obs, M, split), _grouped(action, M, split)
     pred = model.predict(state, obs_in, act_in)
     next_obs, reward = pred.next_obs_mean, pred.reward_mean
     if sample:
