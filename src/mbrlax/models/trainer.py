@@ -6,15 +6,14 @@ best holdout epoch; the members with the lowest holdout error become the elites.
 One epoch is one jitted call (``lax.scan`` over minibatches). Datasets are padded to
 power-of-two buckets so a growing dataset recompiles only when it crosses a bucket.
 
-Speed (``benchmarks/model.py``): with several host devices each minibatch is split across
-them (``shard_along`` on the batch axis of the indices; every member's batch of 256 becomes
-2 x 128), the gradients are summed by one all-reduce per step (3.7 MB for E = 7, 4 x 200), and
-each device applies the same Adam update. On an idle machine this is meant to use both
-cores (one device's XLA threads drive ~1.2 of 2, ARCHITECTURE.md). Under heavy contention from
-other processes the per-step rendezvous waits for a descheduled partner (profiled: up to 20 ms
-a step), and one device was faster (0.62 against 0.53 of the matmul rate, same process,
-interleaved). A step is ~75% dots and ~25% elementwise work (Adam's moments and update, the
-softplus bounds, SiLU), profiled.
+Speed (``benchmarks/model.py``): a training step runs on one device, with XLA's own threads.
+Splitting it across two host devices was measured and dropped: on an idle machine (2048^2
+matmul at 125-165 GFLOP/s), interleaved in one process, Adam steps reached 0.56 of the matmul
+rate unsplit, 0.47 with each minibatch split across the devices (one all-reduce of the 3.7 MB
+of gradients per step, the Adam update done on both) and 0.51 with the members split (7 = 4 + 3,
+uneven); under contention the per-step rendezvous waited up to 20 ms for a descheduled partner.
+A step is ~75% dots and ~25% elementwise work (Adam's moments and update, the softplus bounds,
+SiLU), profiled.
 """
 
 from __future__ import annotations
@@ -36,7 +35,6 @@ from mbrlax.errors import ConfigError, DataError, TrainingDivergedError
 from mbrlax.models.dynamics import DynamicsModel, ModelState
 from mbrlax.models.ensemble import ensemble_forward
 from mbrlax.models.normalizer import Normalizer
-from mbrlax.utils.sharding import shard_along
 
 
 @dataclass(frozen=True)
@@ -158,8 +156,7 @@ def _make_epoch_fn(model: DynamicsModel, cfg: TrainerConfig, optimizer: optax.Gr
 
             def update(c):
                 params, opt_state, total = c
-                # the minibatch split across devices (both cores on a CPU): grads are all-reduced
-                idx = shard_along(jax.lax.dynamic_slice_in_dim(order, b * bs, bs, axis=1), 1)  # [E, bs]
+                idx = jax.lax.dynamic_slice_in_dim(order, b * bs, bs, axis=1)  # [E, bs]
                 w = ((b * bs + jnp.arange(bs)) < n).astype(jnp.float32)
                 w = jnp.broadcast_to(w, (E, bs))
                 loss, grads = jax.value_and_grad(loss_fn)(params, x[idx], y[idx], t[idx], w)
