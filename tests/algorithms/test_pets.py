@@ -25,3 +25,12 @@ def _rows(path):
 
     with open(path / "metrics.csv") as f:
         return list(csv.DictReader(f))
+
+
+def test_random_steps_keeps_collecting_random_episodes(tmp_path):
+    """InvertedPendulum's random episodes last ~5 steps; ``random_steps`` collects until there are enough."""
+    cfg = dataclasses.replace(pets_light_preset("InvertedPendulum-v5"), out=str(tmp_path), iterations=0,
+                              random_steps=60, video=False)
+    summary = run(cfg)
+    assert summary["env_steps"] >= 60 and summary["returns"] == []
+    assert pets_light_preset("InvertedPendulum-v5").random_steps == 1000  # one trial length

@@ -89,6 +89,9 @@ class MPCLoopConfig:
     """MPC episodes after the random ones (each followed by a refit)."""
     random_episodes: int = 1
     """Random-policy episodes that seed the dataset."""
+    random_steps: int = 0
+    """Keep running random episodes until the dataset has at least this many transitions
+    (InvertedPendulum's random episodes last ~5 steps: one is too little to learn from)."""
     episode_steps: int = 0
     """Cap on steps per episode (0: the env's own limit)."""
     retrain_every: int = 0
@@ -156,8 +159,11 @@ def run(cfg: MPCLoopConfig) -> dict:
         print(f"resuming {out} at iteration {start_iter} ({env_steps} env steps)")
     else:
         act_randomly = random_policy(env.action_space, cfg.seed)
-        random_returns = [_episode(env, lambda o: act_randomly(o[None])[0], cfg.episode_steps, buffer,
-                                   seed=cfg.seed + 500 + i)[0] for i in range(cfg.random_episodes)]
+        random_returns, i = [], 0
+        while i < cfg.random_episodes or len(buffer) < cfg.random_steps:
+            random_returns.append(_episode(env, lambda o: act_randomly(o[None])[0], cfg.episode_steps, buffer,
+                                           seed=cfg.seed + 500 + i)[0])
+            i += 1
         env_steps = len(buffer)
         random_return = float(np.mean(random_returns))
         logger.log({"iteration": 0, "env_steps": env_steps, "return": random_return, "policy": "random"})
