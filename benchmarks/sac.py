@@ -98,13 +98,14 @@ def main() -> None:
 
         config = SACTrainConfig(env=args.env, seed=args.seed, total_steps=args.steps,
                                 start_steps=min(args.start_steps, args.steps), eval_every=args.eval_every,
-                                eval_episodes=5, out=args.out or f"runs/bench_sac_{args.env}")
+                                eval_episodes=5, out=args.out or f"runs/bench_sac_{args.env}" + (f"_seed{args.seed}" if args.seed else ""))
         t0 = time.perf_counter()
         res = train_sac(config)
         wall = time.perf_counter() - t0
         print(f"{args.env}: {res['env_steps']} steps, final eval return {res['final_return']:.1f}, "
               f"best {res['best_return']:.1f}, {wall:.0f}s")
-        data.setdefault("training", {})[args.env] = {**res, "wall_s": round(wall, 1), **meta}
+        key = args.env if args.seed == 0 else f"{args.env} seed {args.seed}"
+        data.setdefault("training", {})[key] = {**res, "wall_s": round(wall, 1), **meta}
     _save(data)
     print(f"wrote {RESULTS}")
 

@@ -23,8 +23,9 @@ as CPU-time per FLOP and as a ratio to a matmul in the same run):
   all-gathered and all-reduced every step). Each particle still gets a uniformly random member
   every step and each member exactly B/M particles; the shuffle is stratified per block.
   Other B fall back to one global shuffle across devices: iCEM's decaying populations (515,
-  415, ... particles) planned at 0.40 of the matmul rate, 0.58 when the objective padded them
-  to multiples of 10 (padding inside a step does not help: slicing the padding off reshards).
+  415, ... particles) planned at 0.40 of the matmul rate; an experiment that padded them to
+  multiples of 10 in the objective reached 0.58 but is not in this version (padding inside a
+  step does not help: slicing the padding off reshards).
 - TS1 maps shuffled slots to members in contiguous blocks, so the grouped view is a bitcast on
   each device (no transposes); ``tsinf``/``mean`` keep ``i % M`` (a candidate's particles
   spread over members) and transpose.
