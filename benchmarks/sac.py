@@ -7,7 +7,7 @@ The speed mode times ``SAC.update_many`` (2x256 networks, batch 256, obs 18 as m
 scan lengths ``G`` (G=1 is one dispatch per update, as a naive 1:1 loop would do) and writes
 ``benchmarks/results/sac.json``. The training mode runs ``train_sac`` (settings below, after
 Haarnoja et al. 2018b / Spinning Up: 10k random start steps, 1 update per step) and records its
-summary in the same file under ``training[ENV]``.
+summary in the same file under ``training[ENV]`` (``training["ENV seed N"]`` for seed N > 0).
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def main() -> None:
     p.add_argument("--env", default=None, help="run full training on this env instead of the speed benchmark")
     p.add_argument("--steps", type=int, default=100_000, help="env steps of the training run")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="run folder of the training run (default runs/bench_sac_ENV)")
+    p.add_argument("--out", default=None, help="run folder of the training run (default runs/bench_sac_ENV, _seedN appended for N > 0)")
     p.add_argument("--start-steps", type=int, default=10_000, help="random steps before learning (Spinning Up: 10k)")
     p.add_argument("--eval-every", type=int, default=5_000)
     p.add_argument("--obs-dim", type=int, default=18, help="speed mode: observation size (make_env(\"HalfCheetah-v5\"): 18)")
@@ -105,6 +105,7 @@ def main() -> None:
         print(f"{args.env}: {res['env_steps']} steps, final eval return {res['final_return']:.1f}, "
               f"best {res['best_return']:.1f}, {wall:.0f}s")
         key = args.env if args.seed == 0 else f"{args.env} seed {args.seed}"
+        data = _load()  # re-read: another seed's run may have written meanwhile
         data.setdefault("training", {})[key] = {**res, "wall_s": round(wall, 1), **meta}
     _save(data)
     print(f"wrote {RESULTS}")

@@ -34,3 +34,15 @@ def test_random_steps_keeps_collecting_random_episodes(tmp_path):
     summary = run(cfg)
     assert summary["env_steps"] >= 60 and summary["returns"] == []
     assert pets_light_preset("InvertedPendulum-v5").random_steps == 1000  # one trial length
+
+
+def test_loop_without_random_data_or_with_too_many_random_steps_is_refused(tmp_path):
+    import pytest
+
+    from mbrlax.algorithms.mpc_loop import MPCLoopConfig
+    from mbrlax.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="random data"):
+        run(MPCLoopConfig(out=str(tmp_path), random_episodes=0, random_steps=0))
+    with pytest.raises(ConfigError, match="buffer_capacity"):
+        run(MPCLoopConfig(out=str(tmp_path), random_steps=2000, buffer_capacity=1000))

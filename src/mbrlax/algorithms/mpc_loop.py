@@ -28,6 +28,7 @@ from mbrlax.agents.objective import ObjectiveConfig
 from mbrlax.data.buffer import ReplayBuffer
 from mbrlax.data.rollout import random_policy
 from mbrlax.envs import action_bounds, get_task, make_env
+from mbrlax.errors import ConfigError
 from mbrlax.models.config import ModelConfig
 from mbrlax.models.trainer import TrainerConfig, fit
 from mbrlax.planning import PLANNERS, make_planner
@@ -90,8 +91,9 @@ class MPCLoopConfig:
     random_episodes: int = 1
     """Random-policy episodes that seed the dataset."""
     random_steps: int = 0
-    """Keep running random episodes until the dataset has at least this many transitions
-    (InvertedPendulum's random episodes last ~5 steps: one is too little to learn from)."""
+    """Keep running random episodes until at least this many random transitions were collected
+    (InvertedPendulum's random episodes last ~5 steps: one is too little to learn from). The
+    presets set it to the env's own episode limit; lower it too when you cap ``episode_steps``."""
     episode_steps: int = 0
     """Cap on steps per episode (0: the env's own limit)."""
     retrain_every: int = 0
@@ -130,8 +132,21 @@ def _episode(env, policy_act, max_steps: int, buffer: ReplayBuffer, seed: int, r
             return total, t, frames
 
 
+def _random_episode_seed(seed: int, i: int) -> int:
+    """Reset seed of random episode ``i``: the first keeps ``seed + 500`` (earlier results reproduce);
+    later ones come from their own stream, so runs with different seeds share no reset states and
+    never reach the MPC episodes' ``seed + 1000 + it``."""
+    if i == 0:
+        return seed + 500
+    return int(np.random.SeedSequence([seed, 500, i]).generate_state(1)[0])
+
+
 def run(cfg: MPCLoopConfig) -> dict:
     """Run the aggregation loop; returns the summary written to ``results.json``."""
+    if cfg.random_episodes < 1 and cfg.random_steps < 1:
+        raise ConfigError("MPCLoopConfig needs random data to fit the first model: random_episodes or random_steps >= 1")
+    if cfg.random_steps > cfg.buffer_capacity:
+        raise ConfigError(f"random_steps ({cfg.random_steps}) exceeds buffer_capacity ({cfg.buffer_capacity})")
     out = Path(cfg.out)
     ckpt_dir = out / "checkpoint"
     resuming = cfg.resume and (ckpt_dir / "progress.json").exists()
@@ -159,12 +174,12 @@ def run(cfg: MPCLoopConfig) -> dict:
         print(f"resuming {out} at iteration {start_iter} ({env_steps} env steps)")
     else:
         act_randomly = random_policy(env.action_space, cfg.seed)
-        random_returns, i = [], 0
-        while i < cfg.random_episodes or len(buffer) < cfg.random_steps:
-            random_returns.append(_episode(env, lambda o: act_randomly(o[None])[0], cfg.episode_steps, buffer,
-                                           seed=cfg.seed + 500 + i)[0])
-            i += 1
-        env_steps = len(buffer)
+        random_returns = []
+        while len(random_returns) < cfg.random_episodes or buffer.total_added < cfg.random_steps:
+            ret, n, _ = _episode(env, lambda o: act_randomly(o[None])[0], cfg.episode_steps, buffer,
+                                 seed=_random_episode_seed(cfg.seed, len(random_returns)))
+            random_returns.append(ret)
+            env_steps += n
         random_return = float(np.mean(random_returns))
         logger.log({"iteration": 0, "env_steps": env_steps, "return": random_return, "policy": "random"})
 

@@ -51,8 +51,8 @@ def pets_preset(env: str, light: bool = False) -> MPCLoopConfig:
 def _trial_length(env_id: str) -> int:
     """One episode's worth of random transitions to start from, as PETS starts from one random
     rollout; on InvertedPendulum a random episode ends after ~5 steps, so this means ~200 of them
-    (measured, light PETS seed 0: one random episode gives returns 31, 47, 49; 200 random steps
-    56, 73, 145; 2000 random steps 102, 286, 330)."""
+    (measured, light PETS seed 0, MPC returns of episodes 1-3: one random episode 31, 47, 49;
+    200 random steps 56, 73, 145; 1000 (this preset) 57, 85, 165; 2000 102, 286, 330)."""
     return gym.spec(env_id).max_episode_steps or 0
 
 
@@ -86,6 +86,7 @@ def pddm_preset(env: str) -> MPCLoopConfig:
         trainer=TrainerConfig(batch_size=500, learning_rate=1e-3, max_epochs=40, patience=5, progress=False),
         planner=PlannerConfig(name="mppi", horizon=7, population=700, gamma=10.0, beta=0.6, iterations=1),
         objective=ObjectiveConfig(propagation="mean", num_particles=3),
+        random_steps=_trial_length(canonical),
     )
 
 
@@ -98,6 +99,7 @@ def rs_mpc_preset(env: str) -> MPCLoopConfig:
         trainer=TrainerConfig(batch_size=512, learning_rate=1e-3, max_epochs=60, patience=5, bootstrap=False, progress=False),
         planner=PlannerConfig(name="rs", horizon=20, population=1000),
         objective=ObjectiveConfig(propagation="mean", num_particles=1),
+        random_steps=_trial_length(canonical),
     )
 
 
