@@ -156,3 +156,18 @@ def test_train_is_seeded_and_resumes(tmp_path):
     rows = (tmp_path / "a" / "metrics.csv").read_text().strip().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["300", "600", "900"]
     assert sorted(p.name for p in (tmp_path / "a" / "ckpt").iterdir()) == ["step_000000900"]
+
+
+def test_sac_observes_features_without_the_runners_x():
+    """SAC sees the task's features: for Hopper exactly Gymnasium's own observation (no root x)."""
+    import gymnasium
+
+    from mbrlax.algorithms.sac_train import _make_env
+
+    env, plain = _make_env("Hopper-v5"), gymnasium.make("Hopper-v5")
+    obs, _ = env.reset(seed=3)
+    ref, _ = plain.reset(seed=3)
+    assert env.observation_space.shape == (11,)
+    np.testing.assert_allclose(obs, ref, atol=1e-6)
+    a = np.full(3, 0.5, np.float32)
+    np.testing.assert_allclose(env.step(a)[0], plain.step(a)[0], atol=1e-5)

@@ -99,10 +99,19 @@ class SACTrainConfig:
 
 # ------------------------------------------------------------------------------------ environment
 def _make_env(env_id: str, seed: int | None = None):
-    """The library's env factory (aliases, clear errors, configured observations)."""
-    from mbrlax.envs.registry import make_env
+    """The library's env factory (aliases, clear errors), observed through the task's features.
 
-    return make_env(env_id, seed=seed)
+    ``make_env`` keeps a runner's x position for the task's reward; SAC must not see it (an
+    unbounded input): measured on HalfCheetah-v5 with it, 3354 and 3386 at 100k steps (2 seeds).
+    """
+    from mbrlax.envs.registry import get_task, make_env
+    from mbrlax.envs.wrappers import TaskFeatures
+
+    env = make_env(env_id, seed=seed)
+    task = get_task(env_id)
+    if task is not None and task.obs_features is not None:
+        env = TaskFeatures(env, task.obs_features, task.feature_dim)
+    return env
 
 
 def evaluate(learner: SAC, state, env, episodes: int, seed: int) -> np.ndarray:

@@ -37,3 +37,22 @@ class AppendObservation(gymnasium.ObservationWrapper):
     def observation(self, observation: np.ndarray) -> np.ndarray:
         extra = np.asarray(self._features(self.env.unwrapped), dtype=self.observation_space.dtype)
         return np.concatenate([np.asarray(observation, self.observation_space.dtype), extra])
+
+
+class TaskFeatures(gymnasium.ObservationWrapper):
+    """Observations mapped through a task's ``obs_features`` (``[D] -> [feature_dim]``).
+
+    For a model-free learner: ``make_env`` keeps a runner's x position in the observation so the
+    task's reward can be computed, but it grows without bound (hundreds of metres in a
+    HalfCheetah episode) and says nothing about what to do; the features drop it.
+    """
+
+    def __init__(self, env: gymnasium.Env, features: Callable, feature_dim: int):
+        super().__init__(env)
+        import jax
+
+        self._features = jax.jit(features)
+        self.observation_space = Box(-np.inf, np.inf, (feature_dim,), np.float32)
+
+    def observation(self, observation):
+        return np.asarray(self._features(np.asarray(observation, np.float32)), np.float32)
