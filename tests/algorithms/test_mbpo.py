@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mbrlax.agents.learner import PolicyLearner
+from mbrlax.agents.learner import ObservedThrough, PolicyLearner
 from mbrlax.agents.model_rollouts import ModelBuffer, RolloutBatch, make_branched_rollout
 from mbrlax.agents.sac import SAC, SACConfig
 from mbrlax.algorithms.mbpo import (
@@ -26,6 +26,7 @@ from mbrlax.algorithms.mbpo import (
 from mbrlax.algorithms.sac_train import SACTrainConfig, train_sac
 from mbrlax.data.buffer import ReplayBuffer
 from mbrlax.envs import get_task
+from mbrlax.envs.tasks import drop_root_x
 from mbrlax.errors import ConfigError
 from mbrlax.models.config import ModelConfig
 from mbrlax.models.trainer import TrainerConfig
@@ -200,6 +201,20 @@ def test_learner_is_pluggable(tmp_path):
     row = (tmp_path / "metrics.csv").read_text().splitlines()
     assert {"return", "rollout_length", "model_elite_holdout_mse", "critic_loss", "alpha", "time_env_s", "time_model_s",
             "time_rollout_s", "time_policy_s"} <= set(row[0].split(","))
+
+
+def test_default_sac_sees_the_task_features_not_the_runners_x(tmp_path):
+    """Hopper's observation keeps the root x for the reward; MBPO's SAC is sized for (and fed) the 11 features."""
+    cfg = dataclasses.replace(_tiny(tmp_path, epochs=1), env="Hopper-v5", checkpoint=False)
+    result = run(cfg)
+    assert result["updates"] == 80
+    learner = ObservedThrough(SAC(11, 3, -1.0, 1.0, cfg.sac), drop_root_x, 12)
+    st = learner.init(jax.random.PRNGKey(0))
+    obs = np.zeros((2, 12), np.float32)
+    obs[:, 0] = 1e3  # a far-away runner: the action must not depend on x
+    a_far = learner.act(st, obs, jax.random.PRNGKey(1), deterministic=True)
+    a_near = learner.act(st, np.zeros((2, 12), np.float32), jax.random.PRNGKey(1), deterministic=True)
+    np.testing.assert_allclose(np.asarray(a_far), np.asarray(a_near))
 
 
 # -------------------------------------------------------------------------------- learning

@@ -57,7 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from mbrlax.agents.learner import PolicyLearner, TrainBatch
+from mbrlax.agents.learner import ObservedThrough, PolicyLearner, TrainBatch
 from mbrlax.agents.model_rollouts import ModelBuffer, make_branched_rollout
 from mbrlax.agents.sac import SAC, SACConfig
 from mbrlax.data.buffer import ReplayBuffer
@@ -361,8 +361,11 @@ def run(cfg: MBPOConfig, learner: PolicyLearner | None = None) -> dict[str, Any]
     task = get_task(cfg.env)
     low, high = action_bounds(env)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    if learner is None:
-        learner = SAC(obs_dim, act_dim, low, high, cfg.sac)
+    if learner is None:  # SAC on the task's features (no root x), as ``train sac`` does
+        if task is not None and task.obs_features is not None:
+            learner = ObservedThrough(SAC(task.feature_dim, act_dim, low, high, cfg.sac), task.obs_features, obs_dim)
+        else:
+            learner = SAC(obs_dim, act_dim, low, high, cfg.sac)
     if (learner.obs_dim, learner.act_dim) != (obs_dim, act_dim):
         raise ConfigError(f"learner has obs/act dims {learner.obs_dim}/{learner.act_dim}, env has {obs_dim}/{act_dim}")
     batch_size = int(getattr(getattr(learner, "config", None), "batch_size", cfg.sac.batch_size))
