@@ -73,8 +73,16 @@ def light_pets(cfg: MPCLoopConfig) -> MPCLoopConfig:
         model=dataclasses.replace(cfg.model, hidden=128, depth=3),
         planner=dataclasses.replace(cfg.planner, population=200, elites=20, iterations=4, horizon=min(cfg.planner.horizon, 20)),
         objective=dataclasses.replace(cfg.objective, num_particles=5),
-        trainer=dataclasses.replace(cfg.trainer, batch_size=64, max_epochs=30),
+        trainer=dataclasses.replace(cfg.trainer, batch_size=64,
+                                    max_epochs=_LIGHT_FIT_EPOCHS.get(resolve_env_id(cfg.env), 30)),
     )
+
+
+# Epoch cap per fit of the light preset where 30 underfits. HalfCheetah, light model fitted on the
+# first 4000 transitions of a run, tested on the unseen 5th episode: capped at 30 epochs, holdout
+# MSE (normalised) 0.079, 20-step predicted-return correlation 0.39; run to early stopping
+# (176 epochs, 29 s), 0.058 and 0.52.
+_LIGHT_FIT_EPOCHS = {"HalfCheetah-v5": 200}
 
 
 def pddm_preset(env: str) -> MPCLoopConfig:
