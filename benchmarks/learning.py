@@ -47,7 +47,7 @@ SUITES = {
 }
 
 
-def _seconds_per_episode(metrics: Path) -> float:
+def _seconds_per_episode(metrics: Path) -> float | None:
     """Median fit + episode wall time over the MPC episodes a run logged (also right for resumed runs)."""
     with open(metrics) as f:
         rows = [r for r in csv.DictReader(f) if r.get("policy") == "mpc"]

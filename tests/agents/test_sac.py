@@ -156,6 +156,13 @@ def test_train_is_seeded_and_resumes(tmp_path):
     rows = (tmp_path / "a" / "metrics.csv").read_text().strip().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["300", "600", "900"]
     assert sorted(p.name for p in (tmp_path / "a" / "ckpt").iterdir()) == ["step_000000900"]
+    # a checkpoint whose observations went through another map (an older version) is refused
+    loop_file = tmp_path / "a" / "ckpt" / "step_000000900" / "loop.json"
+    loop = json.loads(loop_file.read_text())
+    assert loop["policy_input"] == "raw"  # Pendulum-v1 has no policy features
+    loop_file.write_text(json.dumps({**loop, "policy_input": "features2"}))
+    with pytest.raises(ConfigError, match="policy_input|stores observations as features2"):
+        train_sac(_pendulum_config(tmp_path / "a", **{**tiny, "total_steps": 1200, "resume": True}))
 
 
 def test_sac_observes_features_without_the_runners_x():
@@ -171,3 +178,13 @@ def test_sac_observes_features_without_the_runners_x():
     np.testing.assert_allclose(obs, ref, atol=1e-6)
     a = np.full(3, 0.5, np.float32)
     np.testing.assert_allclose(env.step(a)[0], plain.step(a)[0], atol=1e-5)
+
+
+def test_sac_on_the_maze_sees_the_goal():
+    """The maze's model features drop the goal (it does not change the dynamics); a policy needs it."""
+    from mbrlax.algorithms.sac_train import _make_env
+
+    env = _make_env("pointmaze")
+    assert env.observation_space.shape == (4,)
+    goals = {tuple(np.round(env.reset(seed=s)[0][2:4], 3)) for s in range(4)}
+    assert len(goals) > 1  # the goal varies between episodes and is in the observation

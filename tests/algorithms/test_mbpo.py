@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import serialization
 
 from mbrlax.agents.learner import ObservedThrough, PolicyLearner
 from mbrlax.agents.model_rollouts import ModelBuffer, RolloutBatch, make_branched_rollout
@@ -205,9 +206,19 @@ def test_learner_is_pluggable(tmp_path):
 
 def test_default_sac_sees_the_task_features_not_the_runners_x(tmp_path):
     """Hopper's observation keeps the root x for the reward; MBPO's SAC is sized for (and fed) the 11 features."""
-    cfg = dataclasses.replace(_tiny(tmp_path, epochs=1), env="Hopper-v5", checkpoint=False)
+    cfg = dataclasses.replace(_tiny(tmp_path, epochs=1), env="Hopper-v5")
     result = run(cfg)
     assert result["updates"] == 80
+    folder = tmp_path / json.loads((tmp_path / "checkpoint.json").read_text())["path"]
+    loop = json.loads((folder / "loop.json").read_text())
+    assert loop["policy_input"] == "features11"  # run()'s default learner, as checkpointed
+    learner_leaves = jax.tree_util.tree_leaves(serialization.msgpack_restore((folder / "learner.msgpack").read_bytes()))
+    assert any(np.ndim(x) == 2 and np.shape(x)[0] == 11 for x in learner_leaves)  # a first layer takes 11 inputs
+    assert not any(np.ndim(x) == 2 and np.shape(x)[0] == 12 for x in learner_leaves)
+    # a checkpoint written with another observation map (before this change: raw) is refused on resume
+    (folder / "loop.json").write_text(json.dumps({**loop, "policy_input": "raw"}))
+    with pytest.raises(ConfigError, match="policy input raw"):
+        run(dataclasses.replace(cfg, epochs=2, resume=True))
     learner = ObservedThrough(SAC(11, 3, -1.0, 1.0, cfg.sac), drop_root_x, 12)
     st = learner.init(jax.random.PRNGKey(0))
     obs = np.zeros((2, 12), np.float32)

@@ -16,7 +16,9 @@
 Reward in the model is learned, as in the paper; termination is the task's where one is
 known, else learned. The policy learner is pluggable: MBPO talks to it only through the
 :class:`~mbrlax.agents.learner.PolicyLearner` protocol (``run(cfg, learner=...)``); SAC by
-default. Its ``G`` updates per env step are one ``update_many`` call (one ``lax.scan``); the
+default, which sees the task's ``policy_features`` (a runner's root x dropped). A learner passed in
+gets the raw observations ``make_env`` gives (root x included); wrap it in
+:class:`~mbrlax.agents.learner.ObservedThrough` to map them. Its ``G`` updates per env step are one ``update_many`` call (one ``lax.scan``); the
 ``k``-step rollout of the whole rollout batch is one jitted call
 (:func:`~mbrlax.agents.model_rollouts.make_branched_rollout`).
 
@@ -353,7 +355,8 @@ def _fit_model(model, state, real: ReplayBuffer, key, trainer: TrainerConfig):
 def run(cfg: MBPOConfig, learner: PolicyLearner | None = None) -> dict[str, Any]:
     """Train with MBPO; returns the summary also written to ``out/results.json``.
 
-    ``learner``: any :class:`PolicyLearner` sized for the env (default: ``SAC`` with ``cfg.sac``).
+    ``learner``: any :class:`PolicyLearner` sized for the env's raw observations (default: ``SAC``
+    with ``cfg.sac`` on the task's ``policy_features``).
     """
     out = Path(cfg.out)
     env = make_env(cfg.env, seed=cfg.seed)
@@ -361,9 +364,12 @@ def run(cfg: MBPOConfig, learner: PolicyLearner | None = None) -> dict[str, Any]
     task = get_task(cfg.env)
     low, high = action_bounds(env)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    policy_input = f"custom {type(learner).__name__}" if learner is not None else "raw"
     if learner is None:  # SAC on the task's features (no root x), as ``train sac`` does
-        if task is not None and task.obs_features is not None:
-            learner = ObservedThrough(SAC(task.feature_dim, act_dim, low, high, cfg.sac), task.obs_features, obs_dim)
+        if task is not None and task.policy_features is not None:
+            policy_input = task.policy_input_tag()
+            learner = ObservedThrough(SAC(task.policy_feature_dim, act_dim, low, high, cfg.sac),
+                                      task.policy_features, obs_dim)
         else:
             learner = SAC(obs_dim, act_dim, low, high, cfg.sac)
     if (learner.obs_dim, learner.act_dim) != (obs_dim, act_dim):
@@ -384,7 +390,7 @@ def run(cfg: MBPOConfig, learner: PolicyLearner | None = None) -> dict[str, Any]
     k = rollout_length(cfg.rollout_schedule, 0)
     model_buf = ModelBuffer(model_buffer_capacity(cfg, k), obs_dim, act_dim)
     rng = np.random.default_rng(cfg.seed)
-    loop: dict[str, Any] = {"env_id": resolve_env_id(cfg.env), "epoch": 0, "env_steps": 0, "updates": 0,
+    loop: dict[str, Any] = {"env_id": resolve_env_id(cfg.env), "policy_input": policy_input, "epoch": 0, "env_steps": 0, "updates": 0,
                             "model_fits": 0, "train_returns": [], "eval_returns": [],
                             "time_s": {p: 0.0 for p in PHASES}}
     episode = _Episode(env, cfg.seed)
@@ -393,6 +399,9 @@ def run(cfg: MBPOConfig, learner: PolicyLearner | None = None) -> dict[str, Any]
         learner_state, model_state, real, model_buf, loop = restored
         if loop["env_id"] != resolve_env_id(cfg.env):
             raise ConfigError(f"checkpoint in {out} is for {loop['env_id']}, not {cfg.env}")
+        if loop.get("policy_input") != policy_input:  # e.g. written before SAC saw the task's features
+            raise ConfigError(f"checkpoint in {out} was written with policy input {loop.get('policy_input', 'raw (unmarked)')}, "
+                              f"this run's learner takes {policy_input}: they cannot be mixed; start a new run folder")
         real.check_compatible(obs_dim, act_dim, "checkpoint real buffer")
         model_buf_dims = (model_buf.obs_dim, model_buf.act_dim)
         if model_buf_dims != (obs_dim, act_dim):

@@ -134,8 +134,9 @@ def _episode(env, policy_act, max_steps: int, buffer: ReplayBuffer, seed: int, r
 
 def _random_episode_seed(seed: int, i: int) -> int:
     """Reset seed of random episode ``i``: the first keeps ``seed + 500`` (earlier results reproduce);
-    later ones come from their own stream, so runs with different seeds share no reset states and
-    never reach the MPC episodes' ``seed + 1000 + it``."""
+    later ones come from their own stream (different seeds draw different streams). The MPC
+    episodes reset with ``seed + 1000 + it``, so their start states do repeat across seeds (seed 0's
+    second episode starts where seed 1's first does; the models and plans still differ)."""
     if i == 0:
         return seed + 500
     return int(np.random.SeedSequence([seed, 500, i]).generate_state(1)[0])

@@ -47,9 +47,10 @@ from tqdm.auto import tqdm
 from mbrlax.agents.learner import sample_stacked
 from mbrlax.agents.sac import SAC, SACConfig
 from mbrlax.data.buffer import ReplayBuffer
-from mbrlax.envs.registry import resolve_env_id
+from mbrlax.envs.registry import get_task, resolve_env_id
 from mbrlax.errors import ConfigError, DataError, TrainingDivergedError
 from mbrlax.utils.atomic import atomic_write
+from mbrlax.utils.checkpoint import load_pytree
 from mbrlax.utils.plots import plot_learning_curve
 from mbrlax.utils.run_logger import RunLogger
 
@@ -104,13 +105,13 @@ def _make_env(env_id: str, seed: int | None = None):
     ``make_env`` keeps a runner's x position for the task's reward; SAC must not see it (an
     unbounded input): measured on HalfCheetah-v5 with it, 3354 and 3386 at 100k steps (2 seeds).
     """
-    from mbrlax.envs.registry import get_task, make_env
+    from mbrlax.envs.registry import make_env
     from mbrlax.envs.wrappers import TaskFeatures
 
     env = make_env(env_id, seed=seed)
     task = get_task(env_id)
-    if task is not None and task.obs_features is not None:
-        env = TaskFeatures(env, task.obs_features, task.feature_dim)
+    if task is not None and task.policy_features is not None:
+        env = TaskFeatures(env, task.policy_features, task.policy_feature_dim)
     return env
 
 
@@ -155,7 +156,7 @@ def load_checkpoint(out_dir: Path, state_template, capacity: int):
         return None
     try:
         folder = out_dir / json.loads(pointer.read_text())["path"]
-        state = serialization.from_bytes(state_template, (folder / "learner.msgpack").read_bytes())
+        state = load_pytree(folder / "learner.msgpack", state_template)  # checks shapes too
         loop = json.loads((folder / "loop.json").read_text())
     except (OSError, ValueError, KeyError) as e:
         raise DataError(f"checkpoint in {out_dir} is unreadable ({type(e).__name__}: {e})") from e
@@ -178,14 +179,19 @@ def train_sac(config: SACTrainConfig) -> dict[str, Any]:
     buffer = ReplayBuffer(min(config.buffer_capacity, config.total_steps), obs_dim, act_dim)
     rng = np.random.default_rng(config.seed)
     env_id = resolve_env_id(config.env)
-    loop = {"env": env_id, "env_steps": 0, "episodes": 0, "updates": 0, "time_s": 0.0,
-            "train_returns": [], "eval_returns": []}
+    task = get_task(config.env)
+    policy_input = task.policy_input_tag() if task is not None else "raw"
+    loop = {"env": env_id, "policy_input": policy_input, "env_steps": 0, "episodes": 0, "updates": 0,
+            "time_s": 0.0, "train_returns": [], "eval_returns": []}
 
     restored = load_checkpoint(out_dir, state, buffer.capacity) if config.resume else None
     if restored is not None:
         state, buffer, loop = restored
         if loop["env"] != env_id:
             raise ConfigError(f"checkpoint in {out_dir} is for {loop['env']}, not {config.env}")
+        if loop.get("policy_input") != policy_input:  # e.g. written before SAC saw the task's features
+            raise ConfigError(f"checkpoint in {out_dir} stores observations as {loop.get('policy_input', 'raw (unmarked)')}, "
+                              f"this version feeds SAC {policy_input}: they cannot be mixed; start a new run folder")
         buffer.check_compatible(obs_dim, act_dim, "checkpoint buffer")
         rng.bit_generator.state = loop["np_rng"]
         key = np.asarray(loop["jax_key"], np.uint32)

@@ -43,6 +43,15 @@ class Task:
     obs_features: Callable[[jnp.ndarray], jnp.ndarray] | None = None
     """Optional model-input features ``obs[..., D] -> [..., feature_dim]`` (e.g. sin/cos of angles)."""
     feature_dim: int = 0
+    policy_features: Callable[[jnp.ndarray], jnp.ndarray] | None = None
+    """Optional policy-input features ``obs[..., D] -> [..., policy_feature_dim]``: what a model-free
+    learner should see. Usually the model's features (a runner's unbounded x dropped), but not where
+    those drop what the policy needs (a maze's model features drop the goal); None: the raw obs."""
+    policy_feature_dim: int = 0
+
+    def policy_input_tag(self) -> str:
+        """Names the policy's observation map, stored in checkpoints so a resume cannot mix maps."""
+        return f"features{self.policy_feature_dim}" if self.policy_features is not None else "raw"
 
     def __hash__(self) -> int:  # hashable so a Task can be a static jit argument
         return hash((self.env_id, self.obs_dim, self.act_dim, self.reward_fn, self.termination_fn))

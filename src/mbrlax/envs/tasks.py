@@ -312,7 +312,8 @@ def _task(env_id, obs_dim, act_dim, bound, reward_fn, termination_fn=never_termi
     high.flags.writeable = False
     features, feature_dim = _FEATURES.get(env_id, (None, 0))
     return Task(env_id, obs_dim, act_dim, low, high, reward_fn, termination_fn, steps,
-                obs_features=features, feature_dim=feature_dim)
+                obs_features=features, feature_dim=feature_dim,
+                policy_features=features, policy_feature_dim=feature_dim)
 
 
 TASKS: dict[str, Task] = {

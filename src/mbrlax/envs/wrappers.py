@@ -40,7 +40,7 @@ class AppendObservation(gymnasium.ObservationWrapper):
 
 
 class TaskFeatures(gymnasium.ObservationWrapper):
-    """Observations mapped through a task's ``obs_features`` (``[D] -> [feature_dim]``).
+    """Observations mapped through a task's ``policy_features`` (``[D] -> [policy_feature_dim]``).
 
     For a model-free learner: ``make_env`` keeps a runner's x position in the observation so the
     task's reward can be computed, but it grows without bound (hundreds of metres in a
