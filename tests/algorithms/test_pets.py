@@ -1,8 +1,11 @@
 """A short PETS run on the cart-pole swing-up improves over random data by a clear margin."""
 
 import dataclasses
+import math
 
-from mbrlax.algorithms.mpc_loop import run
+import numpy as np
+
+from mbrlax.algorithms.mpc_loop import planned_vs_achieved, run
 from mbrlax.algorithms.presets import pets_light_preset
 
 
@@ -18,6 +21,22 @@ def test_short_pets_run_beats_random_data(tmp_path):
     # random swinging keeps the tip low: about -5 over 100 steps; a learned swing-up earns tens
     assert max(rows) > random_return + 20, (random_return, rows)
     assert (tmp_path / "learning_curve.png").exists() and (tmp_path / "checkpoint" / "model.ckpt").exists()
+    mpc_rows = [r for r in _rows(tmp_path) if r["policy"] == "mpc"]
+    assert all(math.isfinite(float(r["planned_return_median"])) and math.isfinite(float(r["achieved_return_median"]))
+               for r in mpc_rows)
+
+
+def test_planned_vs_achieved_compares_each_plan_with_the_rewards_over_its_horizon():
+    rewards = [1.0, 2.0, 3.0, 4.0, 5.0]
+    # plans at steps 0..4 expecting 10 each; horizon 2, discount 0.5: achieved 1+1, 2+1.5, 3+2, 4+2.5;
+    # the plan at step 4 runs past the (time-limit) end and is skipped
+    planned = [(t, 10.0) for t in range(5)]
+    p, a = planned_vs_achieved(planned, rewards, horizon=2, discount=0.5, terminated=False)
+    assert p == 10.0 and a == np.median([2.0, 3.5, 5.0, 6.5])
+    # after a termination nothing more is due: the last plan counts with what it got (5)
+    p, a = planned_vs_achieved(planned, rewards, horizon=2, discount=0.5, terminated=True)
+    assert a == np.median([2.0, 3.5, 5.0, 6.5, 5.0])
+    assert all(map(math.isnan, planned_vs_achieved([(4, 1.0)], rewards, 2, 1.0, terminated=False)))
 
 
 def _rows(path):

@@ -50,6 +50,7 @@ class MPCAgent:
         self._model_state: ModelState | None = None
         self.plan_seconds: list[float] = []  # wall time of each plan (compile included in the first)
         self.last_info: dict = {}
+        self.planned: list[tuple[int, float]] = []  # (step of the episode, best predicted return) per plan
         self.reset()
 
     def set_model(self, state: ModelState) -> None:
@@ -62,6 +63,8 @@ class MPCAgent:
         self._planner_state = self.planner.init(k)
         self._actions: np.ndarray | None = None
         self._cursor = 0
+        self._step = 0
+        self.planned = []
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         if self._model_state is None:
@@ -82,7 +85,9 @@ class MPCAgent:
             self._actions = np.asarray(actions)
             self.plan_seconds.append(time.perf_counter() - t0)
             self.last_info = info
+            self.planned.append((self._step, float(info["best_return"])))
             self._cursor = 0
         action = self._actions[self._cursor]
         self._cursor += 1
+        self._step += 1
         return action

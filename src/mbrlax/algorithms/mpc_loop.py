@@ -112,8 +112,9 @@ class MPCLoopConfig:
 
 
 def _episode(env, policy_act, max_steps: int, buffer: ReplayBuffer, seed: int, render: bool = False,
-             on_step=None) -> tuple[float, int, list]:
-    """One real episode with ``policy_act(obs[D]) -> action[A]``; transitions go into ``buffer``."""
+             on_step=None, record: list | None = None) -> tuple[float, int, list]:
+    """One real episode with ``policy_act(obs[D]) -> action[A]``; transitions go into ``buffer``
+    (and ``(reward, terminated)`` of each step into ``record`` if given)."""
     obs, _ = env.reset(seed=seed)
     total, frames, t = 0.0, [], 0
     while True:
@@ -125,11 +126,29 @@ def _episode(env, policy_act, max_steps: int, buffer: ReplayBuffer, seed: int, r
         truncated = truncated or (max_steps > 0 and t >= max_steps)
         buffer.add(obs, action, reward, next_obs, terminated, truncated)
         total += float(reward)
+        if record is not None:
+            record.append((float(reward), bool(terminated)))
         obs = next_obs
         if on_step is not None:
             on_step(t)
         if terminated or truncated:
             return total, t, frames
+
+
+def planned_vs_achieved(planned: list[tuple[int, float]], rewards: list[float], horizon: int, discount: float,
+                        terminated: bool) -> tuple[float, float]:
+    """Medians over an episode's plans of the return the planner expected over its horizon and the
+    discounted return the real episode then gave over the same steps. A planned return far above the
+    achieved one means the planner is exploiting model error (part of the gap is the optimism of
+    taking the best of many noisy estimates). Plans whose horizon runs past a time-limit cut are
+    skipped; after a termination no reward is due, as in the objective. NaN if no plan qualifies."""
+    r, w = np.asarray(rewards, np.float64), discount ** np.arange(horizon)
+    pairs = [(p, float(np.dot(w[: len(r[t:t + horizon])], r[t:t + horizon])))
+             for t, p in planned if terminated or t + horizon <= len(r)]
+    if not pairs:
+        return float("nan"), float("nan")
+    p, a = np.asarray(pairs).T
+    return float(np.median(p)), float(np.median(a))
 
 
 def _random_episode_seed(seed: int, i: int) -> int:
@@ -209,8 +228,11 @@ def run(cfg: MPCLoopConfig) -> dict:
                 agent.set_model(state)
 
         t1 = time.time()
+        record: list[tuple[float, bool]] = []
         ret, n, frames = _episode(env, agent.act, cfg.episode_steps, buffer, seed=cfg.seed + 1000 + it,
-                                  render=last, on_step=maybe_refit)
+                                  render=last, on_step=maybe_refit, record=record)
+        planned, achieved = planned_vs_achieved(agent.planned, [r for r, _ in record], cfg.planner.horizon,
+                                                cfg.objective.discount, terminated=record[-1][1])
         env_steps += n
         summary_returns.append(ret)
         plan = np.array(agent.plan_seconds)
@@ -219,6 +241,7 @@ def run(cfg: MPCLoopConfig) -> dict:
                "holdout_mse": float(np.mean(np.sort(result.holdout_mse)[: model.num_elites])),
                "fit_epochs": len(result.history), "fit_seconds": fit_seconds,
                "plan_seconds_median": float(np.median(plan[1:] if len(plan) > 1 else plan)),
+               "planned_return_median": planned, "achieved_return_median": achieved,
                "episode_seconds": time.time() - t1}
         logger.log(row)
         bar.set_postfix(ret=f"{ret:.1f}", plan_ms=f"{1000 * row['plan_seconds_median']:.0f}")
