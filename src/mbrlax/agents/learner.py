@@ -101,7 +101,8 @@ class ObservedThrough:
     """
 
     def __init__(self, learner: Any, features: Any, obs_dim: int):
-        self.learner, self.features = learner, features
+        self.learner = learner
+        self.features = jax.jit(features)  # one dispatch per call on the per-env-step path, not one per op
         self.obs_dim, self.act_dim = int(obs_dim), learner.act_dim
         self.config = getattr(learner, "config", None)
 

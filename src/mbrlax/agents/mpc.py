@@ -50,7 +50,6 @@ class MPCAgent:
         self._model_state: ModelState | None = None
         self.plan_seconds: list[float] = []  # wall time of each plan (compile included in the first)
         self.last_info: dict = {}
-        self.planned: list[tuple[int, float]] = []  # (step of the episode, best predicted return) per plan
         self.reset()
 
     def set_model(self, state: ModelState) -> None:
@@ -64,7 +63,7 @@ class MPCAgent:
         self._actions: np.ndarray | None = None
         self._cursor = 0
         self._step = 0
-        self.planned = []
+        self.planned: list[tuple[int, float]] = []  # (step of the episode, best predicted return) per plan
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         if self._model_state is None:

@@ -143,12 +143,15 @@ def planned_vs_achieved(planned: list[tuple[int, float]], rewards: list[float], 
     taking the best of many noisy estimates). Plans whose horizon runs past a time-limit cut are
     skipped; after a termination no reward is due, as in the objective. NaN if no plan qualifies."""
     r, w = np.asarray(rewards, np.float64), discount ** np.arange(horizon)
-    pairs = [(p, float(np.dot(w[: len(r[t:t + horizon])], r[t:t + horizon])))
-             for t, p in planned if terminated or t + horizon <= len(r)]
-    if not pairs:
+    expected, got = [], []
+    for t, p in planned:
+        if terminated or t + horizon <= len(r):
+            seen = r[t:t + horizon]  # shorter than the horizon only after a termination
+            expected.append(p)
+            got.append(float(np.dot(w[: len(seen)], seen)))
+    if not expected:
         return float("nan"), float("nan")
-    p, a = np.asarray(pairs).T
-    return float(np.median(p)), float(np.median(a))
+    return float(np.median(expected)), float(np.median(got))
 
 
 def _random_episode_seed(seed: int, i: int) -> int:
