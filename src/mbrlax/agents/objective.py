@@ -4,6 +4,8 @@
 each candidate is rolled out with P particles (TS1, TS∞, mean or expectation propagation),
 rewards are discounted, a particle that terminates stops earning, an optional terminal value
 is added, and the return is the particle average. NaN returns become -inf (rank last).
+An optional uncertainty penalty subtracts the particles' disagreement, so plans stay where
+the model has data (off by default: PETS scores the mean return only).
 """
 
 from __future__ import annotations
@@ -34,11 +36,20 @@ class ObjectiveConfig:
     """Particles per candidate sequence (PETS: 20)."""
     discount: float = 1.0
     """Per-step discount of imagined rewards."""
+    uncertainty_penalty: float = 0.0
+    """λ: per step, subtract λ × the particles' spread of predicted states (std across a
+    candidate's particles, in units of the model's Δobs std, averaged over state dims). 0 = off."""
 
     def __post_init__(self):
         check_propagation(self.propagation)
         if self.num_particles < 1 or not 0.0 < self.discount <= 1.0:
             raise ConfigError(f"need num_particles >= 1 and discount in (0, 1], got {self}")
+        if self.uncertainty_penalty < 0.0:
+            raise ConfigError(f"uncertainty_penalty must be >= 0, got {self.uncertainty_penalty}")
+        if self.uncertainty_penalty > 0.0 and (self.propagation == "expectation" or self.num_particles < 2):
+            raise ConfigError("uncertainty_penalty measures the spread of a candidate's particles: it needs "
+                              f"num_particles >= 2 and ts1/tsinf/mean propagation, got {self.num_particles} "
+                              f"particles with {self.propagation}")
 
 
 def make_objective(model: DynamicsModel, task: Task | None, cfg: ObjectiveConfig = ObjectiveConfig(),
@@ -58,8 +69,21 @@ def make_objective(model: DynamicsModel, task: Task | None, cfg: ObjectiveConfig
                 alive = ~traj.terminated[:, -1]
                 ret = ret + cfg.discount ** H * jnp.where(alive, terminal_value(traj.obs[:, -1]), 0.0)
             ret = ret.reshape(N, P).mean(-1)
+            if cfg.uncertainty_penalty > 0.0:
+                ret = ret - cfg.uncertainty_penalty * particle_spread(traj.obs, state, N, P, cfg.discount)
             return jnp.where(jnp.isnan(ret), -jnp.inf, ret)
 
         return objective
 
     return for_state
+
+
+def particle_spread(obs: jnp.ndarray, state: ModelState, N: int, P: int, discount: float) -> jnp.ndarray:
+    """Discounted sum over the horizon of the particles' std of ``obs[N*P, H+1, D]``, per candidate [N].
+
+    Measured in the model's Δobs std so that state dims of any unit weigh alike; particles that
+    go through different members disagree most where the model has no data.
+    """
+    H, D = obs.shape[1] - 1, obs.shape[2]
+    spread = obs[:, 1:].reshape(N, P, H, D).std(axis=1) / state.target_norm.std[:D]  # [N, H, D]
+    return (spread.mean(-1) * discount ** jnp.arange(H)).sum(-1)

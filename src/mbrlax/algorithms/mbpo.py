@@ -69,7 +69,7 @@ from mbrlax.models.config import ModelConfig
 from mbrlax.models.propagation import check_propagation
 from mbrlax.models.trainer import TrainerConfig, fit
 from mbrlax.utils.atomic import atomic_write
-from mbrlax.utils.checkpoint import load_pytree, save_pytree
+from mbrlax.utils.checkpoint import check_same_policy_input, load_pytree, save_pytree
 from mbrlax.utils.plots import plot_learning_curve
 from mbrlax.utils.run_logger import RunLogger
 
@@ -399,9 +399,7 @@ def run(cfg: MBPOConfig, learner: PolicyLearner | None = None) -> dict[str, Any]
         learner_state, model_state, real, model_buf, loop = restored
         if loop["env_id"] != resolve_env_id(cfg.env):
             raise ConfigError(f"checkpoint in {out} is for {loop['env_id']}, not {cfg.env}")
-        if loop.get("policy_input") != policy_input:  # e.g. written before SAC saw the task's features
-            raise ConfigError(f"checkpoint in {out} was written with policy input {loop.get('policy_input', 'raw (unmarked)')}, "
-                              f"this run's learner takes {policy_input}: they cannot be mixed; start a new run folder")
+        check_same_policy_input(loop, policy_input, str(out))
         real.check_compatible(obs_dim, act_dim, "checkpoint real buffer")
         model_buf_dims = (model_buf.obs_dim, model_buf.act_dim)
         if model_buf_dims != (obs_dim, act_dim):

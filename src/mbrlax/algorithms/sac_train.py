@@ -50,7 +50,7 @@ from mbrlax.data.buffer import ReplayBuffer
 from mbrlax.envs.registry import get_task, resolve_env_id
 from mbrlax.errors import ConfigError, DataError, TrainingDivergedError
 from mbrlax.utils.atomic import atomic_write
-from mbrlax.utils.checkpoint import load_pytree
+from mbrlax.utils.checkpoint import check_same_policy_input, load_pytree
 from mbrlax.utils.plots import plot_learning_curve
 from mbrlax.utils.run_logger import RunLogger
 
@@ -189,9 +189,7 @@ def train_sac(config: SACTrainConfig) -> dict[str, Any]:
         state, buffer, loop = restored
         if loop["env"] != env_id:
             raise ConfigError(f"checkpoint in {out_dir} is for {loop['env']}, not {config.env}")
-        if loop.get("policy_input") != policy_input:  # e.g. written before SAC saw the task's features
-            raise ConfigError(f"checkpoint in {out_dir} stores observations as {loop.get('policy_input', 'raw (unmarked)')}, "
-                              f"this version feeds SAC {policy_input}: they cannot be mixed; start a new run folder")
+        check_same_policy_input(loop, policy_input, str(out_dir))
         buffer.check_compatible(obs_dim, act_dim, "checkpoint buffer")
         rng.bit_generator.state = loop["np_rng"]
         key = np.asarray(loop["jax_key"], np.uint32)

@@ -13,7 +13,7 @@ import jax
 import numpy as np
 from flax import serialization
 
-from mbrlax.errors import DataError
+from mbrlax.errors import ConfigError, DataError
 from mbrlax.utils.atomic import atomic_write
 
 T = TypeVar("T")
@@ -38,3 +38,14 @@ def load_pytree(path: str | os.PathLike, target: T) -> T:
         if np.shape(got) != np.shape(want):
             raise DataError(f"checkpoint {path} has an array of shape {np.shape(got)} where {np.shape(want)} was expected")
     return jax.tree_util.tree_map(lambda x: jax.numpy.asarray(x), restored)
+
+
+def check_same_policy_input(saved: dict, policy_input: str, where: str) -> None:
+    """Refuse to resume a learner whose checkpoint saw other observations (``saved["policy_input"]``).
+
+    E.g. a run written before the policy saw the task's features would silently mix layouts.
+    """
+    if saved.get("policy_input") != policy_input:
+        raise ConfigError(f"checkpoint in {where} was written with policy input "
+                          f"{saved.get('policy_input', 'raw (unmarked)')}, this run's learner takes {policy_input}: "
+                          "they cannot be mixed; start a new run folder")
