@@ -1,5 +1,7 @@
 """The planning objective: termination, NaN ranking and the optional uncertainty penalty."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,13 +35,43 @@ def fitted_on_small_actions():
     return model, res.state
 
 
+def _unit_state(std):
+    return type("S", (), {"target_norm": Normalizer(jnp.zeros(len(std)), jnp.asarray(std, jnp.float32))})()
+
+
 def test_particle_spread_in_delta_obs_units():
-    state = type("S", (), {"target_norm": Normalizer(jnp.zeros(2), jnp.array([1.0, 2.0]))})()
-    # 2 candidates x 2 particles, H = 2, D = 2; candidate 0's particles agree, candidate 1's differ by 2
-    obs = jnp.zeros((4, 3, 2)).at[3, 1:, :].set(2.0)
-    spread = particle_spread(obs, state, N=2, P=2, discount=0.5)
+    # 2 candidates x 2 particles (rows n*P + p), H = 2, D = 2; candidate 1's particles (rows 2, 3)
+    # differ by 2 in both dims, candidate 0's agree
+    obs = jnp.zeros((4, 3, 2)).at[2, 1:, :].set(2.0)
+    spread = particle_spread(obs, jnp.zeros((4, 2), bool), _unit_state([1.0, 2.0]), N=2, P=2, discount=0.5)
     # candidate 1: std of (0, 2) = 1 per dim -> (1/1 + 1/2) / 2 = 0.75 per step; steps weigh 1 and 0.5
-    np.testing.assert_allclose(spread, [0.0, 0.75 * 1.5], rtol=1e-6)
+    np.testing.assert_allclose(spread, [0.0, 0.75 * 1.5], rtol=1e-5, atol=1e-5)
+
+
+def test_particle_spread_ignores_frozen_particles():
+    # one candidate, 3 particles, H = 3; particle 2 terminates at step 0 and is frozen far away
+    obs = jnp.zeros((3, 4, 1)).at[2, 1:, 0].set(5.0)
+    terminated = jnp.array([[False] * 3, [False] * 3, [True] * 3])
+    spread = particle_spread(obs, terminated, _unit_state([1.0]), N=1, P=3, discount=1.0)
+    # step 0 counts all three (particle 2 was alive before it): std of (0, 0, 5); then the two live ones agree
+    np.testing.assert_allclose(spread, [np.std([0.0, 0.0, 5.0])], rtol=1e-5)
+
+
+def test_terminated_particles_stop_earning_and_nan_ranks_last():
+    """A model that predicts no motion; reward 1 per step, the episode ends on an action > 0.5
+    (that step still earns) and an action < -0.5 gives a NaN reward."""
+    model = DynamicsModel(EnsembleConfig(1, 1, ensemble_size=1, hidden=2, depth=1, probabilistic=False), num_elites=1)
+    state = model.init(jax.random.PRNGKey(0))
+    layers = [dict(layer) for layer in state.params["layers"]]
+    layers[-1] = {"w": jnp.zeros_like(layers[-1]["w"]), "b": jnp.zeros_like(layers[-1]["b"])}
+    state = state.replace(params={**state.params, "layers": layers})
+    task = Task("edge", 1, 1, np.array([-1.0]), np.array([1.0]),
+                reward_fn=lambda o, a, n: jnp.where(a[..., 0] < -0.5, jnp.nan, 1.0),
+                termination_fn=lambda o, a, n: a[..., 0] > 0.5)
+    objective = make_objective(model, task, ObjectiveConfig("mean", num_particles=1))(state, jnp.zeros(1))
+    step1 = lambda v: jnp.zeros((4, 1)).at[1, 0].set(v)  # noqa: E731
+    returns = np.asarray(objective(jax.random.PRNGKey(0), jnp.stack([step1(0.9), step1(0.0), step1(-0.9)])))
+    assert returns[0] == 2.0 and returns[1] == 4.0 and returns[2] == -math.inf, returns
 
 
 def test_penalty_prefers_plans_where_the_model_has_data(fitted_on_small_actions):

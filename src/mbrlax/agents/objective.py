@@ -70,7 +70,7 @@ def make_objective(model: DynamicsModel, task: Task | None, cfg: ObjectiveConfig
                 ret = ret + cfg.discount ** H * jnp.where(alive, terminal_value(traj.obs[:, -1]), 0.0)
             ret = ret.reshape(N, P).mean(-1)
             if cfg.uncertainty_penalty > 0.0:
-                ret = ret - cfg.uncertainty_penalty * particle_spread(traj.obs, state, N, P, cfg.discount)
+                ret = ret - cfg.uncertainty_penalty * particle_spread(traj.obs, traj.terminated, state, N, P, cfg.discount)
             return jnp.where(jnp.isnan(ret), -jnp.inf, ret)
 
         return objective
@@ -78,12 +78,20 @@ def make_objective(model: DynamicsModel, task: Task | None, cfg: ObjectiveConfig
     return for_state
 
 
-def particle_spread(obs: jnp.ndarray, state: ModelState, N: int, P: int, discount: float) -> jnp.ndarray:
+def particle_spread(obs: jnp.ndarray, terminated: jnp.ndarray, state: ModelState, N: int, P: int,
+                    discount: float) -> jnp.ndarray:
     """Discounted sum over the horizon of the particles' std of ``obs[N*P, H+1, D]``, per candidate [N].
 
     Measured in the model's Δobs std so that state dims of any unit weigh alike; particles that
-    go through different members disagree most where the model has no data.
+    go through different members disagree most where the model has no data. Only particles
+    alive before step t count at t (``terminated[N*P, H]``): a frozen state is not disagreement.
     """
     H, D = obs.shape[1] - 1, obs.shape[2]
-    spread = obs[:, 1:].reshape(N, P, H, D).std(axis=1) / state.target_norm.std[:D]  # [N, H, D]
+    alive = jnp.concatenate([jnp.ones_like(terminated[:, :1]), ~terminated[:, :-1]], axis=1)
+    w = alive.reshape(N, P, H, 1).astype(obs.dtype)
+    x = obs[:, 1:].reshape(N, P, H, D) / state.target_norm.std[:D]
+    count = jnp.maximum(w.sum(1), 1.0)  # [N, H, 1]
+    mean = (w * x).sum(1) / count
+    var = (w * (x - mean[:, None]) ** 2).sum(1) / count
+    spread = jnp.sqrt(var + 1e-12)  # the epsilon keeps the gradient finite where particles coincide
     return (spread.mean(-1) * discount ** jnp.arange(H)).sum(-1)

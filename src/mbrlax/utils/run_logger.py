@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -36,6 +37,16 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
 class RunLogger:
     """Writes metrics rows to ``metrics.csv`` (header grows as new keys appear) and TensorBoard.
 
@@ -51,6 +62,8 @@ class RunLogger:
             with open(self.csv_path, newline="") as f:
                 self._rows = [dict(r) for r in csv.DictReader(f)]
         if config is not None:
+            if resume:
+                self._record_config_changes(to_jsonable(config))
             with open(self.out_dir / "config.json", "w") as f:
                 json.dump(to_jsonable(config), f, indent=2, sort_keys=True)
         self._tb = None
@@ -62,6 +75,26 @@ class RunLogger:
             except ImportError:  # TensorBoard is optional; CSV is the record
                 self._tb = None
         self._rewrite()
+
+    def _record_config_changes(self, new: dict) -> None:
+        """On resume, settings that differ from the saved ``config.json`` go to ``config_changes.jsonl``
+        (with the number of rows logged before them) and to a warning, so a changed run leaves a trace."""
+        path = self.out_dir / "config.json"
+        if not path.exists():
+            return
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            old = {}
+        was, now = _flatten(old), _flatten(new)
+        changes = {k: {"was": was.get(k, "(absent)"), "now": now.get(k, "(absent)")}
+                   for k in sorted(set(was) | set(now)) if k != "resume" and was.get(k, "(absent)") != now.get(k, "(absent)")}
+        if not changes:
+            return
+        with open(self.out_dir / "config_changes.jsonl", "a") as f:
+            f.write(json.dumps({"after_rows": len(self._rows), "changes": changes}) + "\n")
+        warnings.warn(f"resuming {self.out_dir} with changed settings (recorded in config_changes.jsonl): "
+                      + ", ".join(f"{k}: {v['was']} -> {v['now']}" for k, v in changes.items()))
 
     @property
     def rows(self) -> list[dict[str, Any]]:
