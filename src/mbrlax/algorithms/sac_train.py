@@ -41,7 +41,6 @@ from typing import Any
 
 import jax
 import numpy as np
-from flax import serialization
 from tqdm.auto import tqdm
 
 from mbrlax.agents.learner import sample_stacked
@@ -50,7 +49,7 @@ from mbrlax.data.buffer import ReplayBuffer
 from mbrlax.envs.registry import get_task, resolve_env_id
 from mbrlax.errors import ConfigError, DataError, TrainingDivergedError
 from mbrlax.utils.atomic import atomic_write
-from mbrlax.utils.checkpoint import check_same_policy_input, load_pytree
+from mbrlax.utils.checkpoint import check_same_policy_input, load_pytree, save_pytree
 from mbrlax.utils.plots import plot_learning_curve
 from mbrlax.utils.run_logger import RunLogger
 
@@ -137,8 +136,7 @@ def save_checkpoint(out_dir: Path, state, buffer: ReplayBuffer, loop: dict) -> P
     rel = Path("ckpt") / f"step_{loop['env_steps']:09d}"
     folder = out_dir / rel
     folder.mkdir(parents=True, exist_ok=True)
-    state_bytes = serialization.to_bytes(jax.device_get(state))
-    atomic_write(folder / "learner.msgpack", lambda f: f.write(state_bytes))
+    save_pytree(folder / "learner.msgpack", state)
     buffer.save(folder / "buffer.npz")
     atomic_write(folder / "loop.json", lambda f: f.write(json.dumps(loop).encode()))
     pointer = json.dumps({"path": str(rel), "env_steps": loop["env_steps"]}).encode()

@@ -62,10 +62,11 @@ class RunLogger:
             with open(self.csv_path, newline="") as f:
                 self._rows = [dict(r) for r in csv.DictReader(f)]
         if config is not None:
+            config_json = to_jsonable(config)
             if resume:
-                self._record_config_changes(to_jsonable(config))
+                self._record_config_changes(config_json)
             with open(self.out_dir / "config.json", "w") as f:
-                json.dump(to_jsonable(config), f, indent=2, sort_keys=True)
+                json.dump(config_json, f, indent=2, sort_keys=True)
         self._tb = None
         if tensorboard:
             try:
