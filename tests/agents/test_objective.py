@@ -1,4 +1,4 @@
-"""The planning objective: termination, NaN ranking and the optional uncertainty penalty."""
+"""The planning objective: termination, NaN ranking, the optional uncertainty penalty and state cost."""
 
 import math
 
@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mbrlax.agents.objective import ObjectiveConfig, make_objective, particle_spread
+from mbrlax.agents.objective import ObjectiveConfig, make_objective, particle_spread, quadratic_state_cost
 from mbrlax.data.buffer import Batch
 from mbrlax.envs.task import Task
 from mbrlax.errors import ConfigError
@@ -94,3 +94,30 @@ def test_penalty_config_errors():
         ObjectiveConfig(propagation="expectation", uncertainty_penalty=0.1)
     with pytest.raises(ConfigError, match="num_particles >= 2"):
         ObjectiveConfig(num_particles=1, uncertainty_penalty=0.1)
+
+
+def test_quadratic_state_cost_by_hand():
+    # 2 particles, H = 3, D = 2; particle 1 terminates at step 1 (that step pays, step 2 does not)
+    obs = jnp.zeros((2, 4, 2)).at[:, 1:, 0].set(jnp.array([1.0, 2.0, 3.0])).at[:, 1:, 1].set(1.0)
+    terminated = jnp.array([[False, False, False], [False, True, True]])
+    cost = quadratic_state_cost(obs, terminated, jnp.array([0.5, 2.0]), discount=0.5)
+    per_step = 0.5 * jnp.array([1.0, 4.0, 9.0]) + 2.0  # 2.5, 4, 6.5
+    np.testing.assert_allclose(cost, [2.5 + 0.5 * 4.0 + 0.25 * 6.5, 2.5 + 0.5 * 4.0], rtol=1e-6)
+
+
+def test_state_cost_breaks_the_alive_bonus_tie(fitted_on_small_actions):
+    """Reward 1 per step ties every plan; a cost on the state prefers the plan that stays near 0."""
+    model, state = fitted_on_small_actions
+    stay, drift = jnp.zeros((1, 10, 1)), jnp.full((1, 10, 1), 0.1)
+    actions = jnp.concatenate([stay, drift])
+    cfg = ObjectiveConfig("mean", num_particles=5, state_cost=(0.3,))
+    scores = np.asarray(make_objective(model, flat_task(), cfg)(state, jnp.zeros(1))(jax.random.PRNGKey(0), actions))
+    assert scores[0] > 9.9 and scores[1] < scores[0] - 0.5, scores  # drift: s_t ≈ 0.1 t, cost ≈ 0.3 Σ (0.1 t)² ≈ 1.2
+
+
+def test_state_cost_config_errors(fitted_on_small_actions):
+    model, _ = fitted_on_small_actions
+    with pytest.raises(ConfigError, match="state_cost weights must be >= 0"):
+        ObjectiveConfig(state_cost=(-0.1,))
+    with pytest.raises(ConfigError, match="state_cost has 2 weights, the observation has 1"):
+        make_objective(model, flat_task(), ObjectiveConfig(state_cost=(0.1, 0.1)))

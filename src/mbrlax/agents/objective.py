@@ -5,7 +5,8 @@ each candidate is rolled out with P particles (TS1, TS∞, mean or expectation p
 rewards are discounted, a particle that terminates stops earning, an optional terminal value
 is added, and the return is the particle average. NaN returns become -inf (rank last).
 An optional uncertainty penalty subtracts the particles' disagreement, so plans stay where
-the model has data (off by default: PETS scores the mean return only).
+the model has data, and an optional quadratic state cost acts as a planning prior (both off by
+default: PETS scores the mean return only).
 """
 
 from __future__ import annotations
@@ -39,11 +40,19 @@ class ObjectiveConfig:
     uncertainty_penalty: float = 0.0
     """λ: per step, subtract λ × the particles' spread of predicted states (std across a
     candidate's particles, in units of the model's Δobs std, averaged over state dims). 0 = off."""
+    state_cost: tuple[float, ...] = ()
+    """Weights w[D] of a quadratic state cost: each imagined step earns reward - Σ_d w_d next_obs_d²
+    while the particle is alive. A planning prior, not the environment's reward: for alive-bonus
+    tasks whose reward ties every plan that survives the horizon (InvertedPendulum: the cart
+    drifts to the rail just beyond it). Keep it below the alive bonus, or dying pays. () = off."""
 
     def __post_init__(self):
         check_propagation(self.propagation)
         if self.num_particles < 1 or not 0.0 < self.discount <= 1.0:
             raise ConfigError(f"need num_particles >= 1 and discount in (0, 1], got {self}")
+        object.__setattr__(self, "state_cost", tuple(float(w) for w in self.state_cost))  # hashable
+        if any(not w >= 0.0 for w in self.state_cost):
+            raise ConfigError(f"state_cost weights must be >= 0, got {self.state_cost}")
         if self.uncertainty_penalty < 0.0:
             raise ConfigError(f"uncertainty_penalty must be >= 0, got {self.uncertainty_penalty}")
         if self.uncertainty_penalty > 0.0 and (self.propagation == "expectation" or self.num_particles < 2):
@@ -57,6 +66,10 @@ def make_objective(model: DynamicsModel, task: Task | None, cfg: ObjectiveConfig
     """``(model_state, obs[D]) -> objective``; use the elite sub-ensemble as ``model_state``."""
     check_reward_source(model, task)
     P = 1 if cfg.propagation == "expectation" else cfg.num_particles
+    if cfg.state_cost and len(cfg.state_cost) != model.cfg.obs_dim:
+        raise ConfigError(f"state_cost has {len(cfg.state_cost)} weights, the observation has "
+                          f"{model.cfg.obs_dim} dims: give one weight per dim")
+    cost_weights = jnp.asarray(cfg.state_cost, jnp.float32) if cfg.state_cost else None
 
     def for_state(state: ModelState, obs: jnp.ndarray):
         def objective(key: jax.Array, actions: jnp.ndarray) -> jnp.ndarray:
@@ -65,6 +78,8 @@ def make_objective(model: DynamicsModel, task: Task | None, cfg: ObjectiveConfig
             acts = jnp.repeat(actions, P, axis=0)  # candidate n owns particles n*P .. n*P+P-1
             traj = rollout(model, state, obs0, acts, key, task, cfg.propagation)
             ret = (traj.reward * cfg.discount ** jnp.arange(H)).sum(-1)  # [N*P]
+            if cost_weights is not None:
+                ret = ret - quadratic_state_cost(traj.obs, traj.terminated, cost_weights, cfg.discount)
             if terminal_value is not None:
                 alive = ~traj.terminated[:, -1]
                 ret = ret + cfg.discount ** H * jnp.where(alive, terminal_value(traj.obs[:, -1]), 0.0)
@@ -78,6 +93,23 @@ def make_objective(model: DynamicsModel, task: Task | None, cfg: ObjectiveConfig
     return for_state
 
 
+def _alive_before_step(terminated: jnp.ndarray) -> jnp.ndarray:
+    """``terminated[B, H]`` (True from the terminating step on) -> alive at the start of each step [B, H]."""
+    return jnp.concatenate([jnp.ones_like(terminated[:, :1]), ~terminated[:, :-1]], axis=1)
+
+
+def quadratic_state_cost(obs: jnp.ndarray, terminated: jnp.ndarray, weights: jnp.ndarray,
+                         discount: float) -> jnp.ndarray:
+    """Discounted Σ_t Σ_d w_d obs[:, t+1, d]² over the steps a particle starts alive: ``[B]``.
+
+    ``obs[B, H+1, D]`` (obs[:, 0] is the start), ``terminated[B, H]``, ``weights[D]``. The
+    terminating step still pays, as it still earns its (zero) reward; frozen steps after it do not.
+    """
+    H = terminated.shape[1]
+    cost = (obs[:, 1:] ** 2 * weights).sum(-1)  # [B, H]
+    return (jnp.where(_alive_before_step(terminated), cost, 0.0) * discount ** jnp.arange(H)).sum(-1)
+
+
 def particle_spread(obs: jnp.ndarray, terminated: jnp.ndarray, state: ModelState, N: int, P: int,
                     discount: float) -> jnp.ndarray:
     """Discounted sum over the horizon of the particles' std of ``obs[N*P, H+1, D]``, per candidate [N].
@@ -87,8 +119,7 @@ def particle_spread(obs: jnp.ndarray, terminated: jnp.ndarray, state: ModelState
     alive before step t count at t (``terminated[N*P, H]``): a frozen state is not disagreement.
     """
     H, D = obs.shape[1] - 1, obs.shape[2]
-    alive = jnp.concatenate([jnp.ones_like(terminated[:, :1]), ~terminated[:, :-1]], axis=1)
-    w = alive.reshape(N, P, H, 1).astype(obs.dtype)
+    w = _alive_before_step(terminated).reshape(N, P, H, 1).astype(obs.dtype)
     x = obs[:, 1:].reshape(N, P, H, D) / state.target_norm.std[:D]
     count = jnp.maximum(w.sum(1), 1.0)  # [N, H, 1]
     mean = (w * x).sum(1) / count
