@@ -2,6 +2,7 @@
 
     python benchmarks/learning.py --suite cartpole --seeds 3          # PETS (light) cart-pole swing-up, 10 episodes
     python benchmarks/learning.py --suite invpend --seeds 3           # PETS InvertedPendulum-v5, 3 episodes
+    python benchmarks/learning.py --suite invpend-env-reward --seeds 3  # the same with CEM, no cart cost
     python benchmarks/learning.py --suite reacher --seeds 2
     python benchmarks/learning.py --suite pusher --seeds 1
     python benchmarks/learning.py --suite halfcheetah-pets --seeds 1  # long: run in the background
@@ -40,6 +41,9 @@ SUITES = {
                        lambda r: max(r[:10]) >= 180),
     "invpend": (presets.pets_light_preset, "InvertedPendulum-v5", 3, 0, "1000 within 3 episodes",
                 lambda r: max(r[:3]) >= 1000),
+    # the same without the preset's planning prior: CEM on the environment's alive-bonus reward alone
+    "invpend-env-reward": (presets.pets_light_without_prior, "InvertedPendulum-v5", 3, 0, "1000 within 3 episodes",
+                           lambda r: max(r[:3]) >= 1000),
     "reacher": (presets.pets_light_preset, "Reacher-v5", 15, 0, "curve", None),
     "pusher": (presets.pets_light_preset, "Pusher-v5", 10, 0, "curve", None),
     "halfcheetah-pets": (presets.pets_light_preset, "HalfCheetah-v5", 50, 1000, "published PETS ≈ 4200 at 50k steps", None),

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from mbrlax.algorithms.mpc_loop import planned_vs_achieved, run
-from mbrlax.algorithms.presets import pets_light_preset
+from mbrlax.algorithms.presets import pets_light_preset, pets_light_without_prior
 
 
 def test_short_pets_run_beats_random_data(tmp_path):
@@ -65,3 +65,23 @@ def test_loop_without_random_data_or_with_too_many_random_steps_is_refused(tmp_p
         run(MPCLoopConfig(out=str(tmp_path), random_episodes=0, random_steps=0))
     with pytest.raises(ConfigError, match="buffer_capacity"):
         run(MPCLoopConfig(out=str(tmp_path), random_steps=2000, buffer_capacity=1000))
+
+
+def test_inverted_pendulum_preset_plans_with_its_prior_and_without_on_request():
+    """The preset's cart cost has one weight per observation dim (the objective built from the preset
+    accepts it and scores candidates); the no-prior variant is plain CEM on the env's reward."""
+    import jax
+    import jax.numpy as jnp
+
+    from mbrlax.agents.objective import make_objective
+    from mbrlax.envs import get_task
+
+    cfg = pets_light_preset("InvertedPendulum-v5")
+    assert cfg.planner.name == "icem" and cfg.objective.state_cost[0] > 0
+    task = get_task("InvertedPendulum-v5")
+    model = cfg.model.build(4, 1, task=task)
+    objective = make_objective(model, task, cfg.objective)(model.elite_state(model.init(jax.random.PRNGKey(0))),
+                                                             jnp.zeros(4))
+    assert objective(jax.random.PRNGKey(1), jnp.zeros((3, cfg.planner.horizon, 1))).shape == (3,)
+    plain = pets_light_without_prior("InvertedPendulum-v5")
+    assert plain.planner.name == "cem" and plain.objective.state_cost == ()
