@@ -4,8 +4,9 @@
     python benchmarks/sac.py --env HalfCheetah-v5 --steps 100000   # full training run
 
 The speed mode times ``SAC.update_many`` (2x256 networks, batch 256, obs 18 as make_env("HalfCheetah-v5") gives, act 6) for several
-scan lengths ``G`` (G=1 is one dispatch per update, as a naive 1:1 loop would do) and writes
-``benchmarks/results/sac.json``. The training mode runs ``train_sac`` (settings below, after
+scan lengths ``G`` (G=1 is one dispatch per update, as a naive 1:1 loop would do), then, for the
+largest G, its FLOP/s (XLA's count of one update) as a fraction of the machine's matmul rate timed
+alternately with it (``common.interleaved``); it writes ``benchmarks/results/sac.json``. The training mode runs ``train_sac`` (settings below, after
 Haarnoja et al. 2018b / Spinning Up: 10k random start steps, 1 update per step) and records its
 summary in the same file under ``training[ENV]`` (``training["ENV seed N"]`` for seed N > 0).
 """
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -24,9 +26,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from mbrlax.agents.learner import TrainBatch
+import mbrlax.agents.sac as sac_module
 from mbrlax.agents.sac import SAC, SACConfig
 
 RESULTS = Path(__file__).parent / "results" / "sac.json"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/common.py, imported in speed mode
 
 
 def _load() -> dict:
@@ -71,6 +75,30 @@ def bench_updates(obs_dim: int, act_dim: int, scan_lengths: list[int], seconds: 
     return out
 
 
+def updates_vs_matmul(obs_dim: int, act_dim: int, g: int, batch_size: int = 256) -> dict:
+    """One ``update_many`` call of ``g`` updates timed alternately with the reference matmul:
+    FLOPs per update as XLA counts them, FLOP/s and the fraction of the matmul rate (medians)."""
+    import common  # the matmul probe (the host devices were requested in main)
+
+    sac = SAC(obs_dim, act_dim, -1.0, 1.0, SACConfig(batch_size=batch_size))
+    state = sac.init(jax.random.PRNGKey(0))
+    zeros = lambda *shape: jnp.zeros(shape, jnp.float32)  # noqa: E731
+    one = TrainBatch(zeros(batch_size, obs_dim), zeros(batch_size, act_dim), zeros(batch_size),
+                     zeros(batch_size, obs_dim), zeros(batch_size))
+    cost = sac_module._jit_update.lower(sac, state, one, jax.random.PRNGKey(0)).compile().cost_analysis()
+    flops = (cost[0] if isinstance(cost, list) else cost)["flops"]
+    rng = np.random.default_rng(0)
+    batches = TrainBatch(*(jnp.asarray(rng.normal(size=(g, *x.shape)), jnp.float32) for x in one))
+    res = common.interleaved(common.MatmulProbe(), lambda s, b: sac.update_many(s, b, jax.random.PRNGKey(1))[0],
+                             (state, batches), flops * g, repeats=7)
+    print(f"G={g}: {flops / 1e6:.0f} MFLOP per update, {res['flops_per_s'] / 1e9:.1f} GFLOP/s, "
+          f"{res['fraction']:.2f} of the matmul rate ({res['matmul_flops_per_s'] / 1e9:.0f} GFLOP/s)")
+    return {"mflop_per_update": round(flops / 1e6, 1), "updates_per_s": round(g / res["seconds"], 1),
+            "flops_per_s": res["flops_per_s"], "matmul_flops_per_s": res["matmul_flops_per_s"],
+            "fraction_of_matmul": round(res["fraction"], 3), "fractions": [round(f, 3) for f in res["fractions"]],
+            "machine": common.machine_info()}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default=None, help="run full training on this env instead of the speed benchmark")
@@ -84,6 +112,9 @@ def main() -> None:
     p.add_argument("--scan", type=int, nargs="+", default=[1, 50, 250], help="speed mode: scan lengths G")
     p.add_argument("--seconds", type=float, default=5.0, help="speed mode: seconds timed per G")
     args = p.parse_args()
+    if args.env is None:  # the matmul probe compares against both cores: ask for the host devices first
+        from mbrlax.utils.sharding import request_host_devices
+        request_host_devices()
 
     data = _load()
     meta = {"jax": jax.__version__, "device": str(jax.devices()[0]), "platform": platform.platform(),
@@ -92,7 +123,8 @@ def main() -> None:
     if args.env is None:
         print(f"SAC update_many, 2x256, batch 256, obs {args.obs_dim}, act {args.act_dim} on {jax.devices()[0]}")
         data["updates"] = {"obs_dim": args.obs_dim, "act_dim": args.act_dim, "hidden": [256, 256], "batch_size": 256,
-                           "by_scan_length": bench_updates(args.obs_dim, args.act_dim, args.scan, args.seconds), **meta}
+                           "by_scan_length": bench_updates(args.obs_dim, args.act_dim, args.scan, args.seconds),
+                           "vs_matmul": updates_vs_matmul(args.obs_dim, args.act_dim, max(args.scan)), **meta}
     else:
         from mbrlax.algorithms.sac_train import SACTrainConfig, train_sac
 

@@ -60,11 +60,7 @@ def test_particle_spread_ignores_frozen_particles():
 def test_terminated_particles_stop_earning_and_nan_ranks_last():
     """A model that predicts no motion; reward 1 per step, the episode ends on an action > 0.5
     (that step still earns) and an action < -0.5 gives a NaN reward."""
-    model = DynamicsModel(EnsembleConfig(1, 1, ensemble_size=1, hidden=2, depth=1, probabilistic=False), num_elites=1)
-    state = model.init(jax.random.PRNGKey(0))
-    layers = [dict(layer) for layer in state.params["layers"]]
-    layers[-1] = {"w": jnp.zeros_like(layers[-1]["w"]), "b": jnp.zeros_like(layers[-1]["b"])}
-    state = state.replace(params={**state.params, "layers": layers})
+    model, state = _still_model()
     task = Task("edge", 1, 1, np.array([-1.0]), np.array([1.0]),
                 reward_fn=lambda o, a, n: jnp.where(a[..., 0] < -0.5, jnp.nan, 1.0),
                 termination_fn=lambda o, a, n: a[..., 0] > 0.5)
@@ -96,6 +92,32 @@ def test_penalty_config_errors():
         ObjectiveConfig(num_particles=1, uncertainty_penalty=0.1)
 
 
+def _still_model():
+    """One deterministic member that predicts no motion: s' = s."""
+    model = DynamicsModel(EnsembleConfig(1, 1, ensemble_size=1, hidden=2, depth=1, probabilistic=False), num_elites=1)
+    state = model.init(jax.random.PRNGKey(0))
+    layers = [dict(layer) for layer in state.params["layers"]]
+    layers[-1] = {"w": jnp.zeros_like(layers[-1]["w"]), "b": jnp.zeros_like(layers[-1]["b"])}
+    return model, state.replace(params={**state.params, "layers": layers})
+
+
+def test_state_cost_in_the_objective_is_discounted_like_the_reward():
+    model, state = _still_model()
+    cfg = ObjectiveConfig("mean", num_particles=1, discount=0.5, state_cost=(0.3,))
+    score = make_objective(model, flat_task(), cfg)(state, jnp.full(1, 2.0))(jax.random.PRNGKey(0), jnp.zeros((1, 3, 1)))
+    # reward 1 and cost 0.3 * 2² = 1.2 at each of 3 steps, weights 1, 0.5, 0.25
+    np.testing.assert_allclose(score, [(1.0 - 1.2) * 1.75], rtol=1e-5)
+
+
+def test_state_cost_of_a_non_finite_state_is_zero_with_a_finite_gradient():
+    obs = jnp.zeros((1, 3, 2)).at[0, 2, 1].set(jnp.inf)  # step 1's state: dim 1 non-finite (a terminating state)
+    terminated = jnp.array([[False, True]])
+    weights = jnp.array([0.3, 0.0])
+    np.testing.assert_allclose(quadratic_state_cost(obs.at[0, 1:, 0].set(1.0), terminated, weights, 1.0), [0.6])
+    grad = jax.grad(lambda o: quadratic_state_cost(o, terminated, weights, 1.0).sum())(obs.at[0, 1:, 0].set(1.0))
+    assert np.all(np.isfinite(grad)), grad
+
+
 def test_quadratic_state_cost_by_hand():
     # 2 particles, H = 3, D = 2; particle 1 terminates at step 1 (that step pays, step 2 does not)
     obs = jnp.zeros((2, 4, 2)).at[:, 1:, 0].set(jnp.array([1.0, 2.0, 3.0])).at[:, 1:, 1].set(1.0)
@@ -117,7 +139,12 @@ def test_state_cost_breaks_the_alive_bonus_tie(fitted_on_small_actions):
 
 def test_state_cost_config_errors(fitted_on_small_actions):
     model, _ = fitted_on_small_actions
-    with pytest.raises(ConfigError, match="state_cost weights must be >= 0"):
+    with pytest.raises(ConfigError, match="state_cost weights must be finite and >= 0"):
         ObjectiveConfig(state_cost=(-0.1,))
+    with pytest.raises(ConfigError, match="state_cost weights must be finite and >= 0"):
+        ObjectiveConfig(state_cost=(math.inf,))
+    with pytest.raises(ConfigError, match="one weight per observation dim"):
+        ObjectiveConfig(state_cost=0.3)
+    assert hash(ObjectiveConfig(state_cost=[0.3])) == hash(ObjectiveConfig(state_cost=(0.3,)))  # list -> tuple
     with pytest.raises(ConfigError, match="state_cost has 2 weights, the observation has 1"):
         make_objective(model, flat_task(), ObjectiveConfig(state_cost=(0.1, 0.1)))

@@ -11,6 +11,7 @@ default: PETS scores the mean return only).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -50,9 +51,12 @@ class ObjectiveConfig:
         check_propagation(self.propagation)
         if self.num_particles < 1 or not 0.0 < self.discount <= 1.0:
             raise ConfigError(f"need num_particles >= 1 and discount in (0, 1], got {self}")
-        object.__setattr__(self, "state_cost", tuple(float(w) for w in self.state_cost))  # hashable
-        if any(not w >= 0.0 for w in self.state_cost):
-            raise ConfigError(f"state_cost weights must be >= 0, got {self.state_cost}")
+        try:
+            object.__setattr__(self, "state_cost", tuple(float(w) for w in self.state_cost))  # hashable
+        except TypeError:
+            raise ConfigError(f"state_cost must be one weight per observation dim, got {self.state_cost!r}") from None
+        if any(not (math.isfinite(w) and w >= 0.0) for w in self.state_cost):
+            raise ConfigError(f"state_cost weights must be finite and >= 0, got {self.state_cost}")
         if self.uncertainty_penalty < 0.0:
             raise ConfigError(f"uncertainty_penalty must be >= 0, got {self.uncertainty_penalty}")
         if self.uncertainty_penalty > 0.0 and (self.propagation == "expectation" or self.num_particles < 2):
@@ -103,11 +107,16 @@ def quadratic_state_cost(obs: jnp.ndarray, terminated: jnp.ndarray, weights: jnp
     """Discounted Σ_t Σ_d w_d obs[:, t+1, d]² over the steps a particle starts alive: ``[B]``.
 
     ``obs[B, H+1, D]`` (obs[:, 0] is the start), ``terminated[B, H]``, ``weights[D]``. The
-    terminating step still pays, as it still earns its (zero) reward; frozen steps after it do not.
+    terminating step still pays, as it still earns its task reward; frozen steps after it do not.
+    A non-finite coordinate (which tasks treat as termination) pays nothing rather than NaN, and
+    is masked before squaring so that gradients stay finite too.
     """
     H = terminated.shape[1]
-    cost = (obs[:, 1:] ** 2 * weights).sum(-1)  # [B, H]
-    return (jnp.where(_alive_before_step(terminated), cost, 0.0) * discount ** jnp.arange(H)).sum(-1)
+    x = obs[:, 1:]
+    counted = _alive_before_step(terminated)[..., None] & jnp.isfinite(x)  # [B, H, D]
+    x = jnp.where(counted, x, 0.0)
+    cost = (x ** 2 * weights).sum(-1)  # [B, H]
+    return (cost * discount ** jnp.arange(H)).sum(-1)
 
 
 def particle_spread(obs: jnp.ndarray, terminated: jnp.ndarray, state: ModelState, N: int, P: int,
