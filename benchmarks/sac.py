@@ -45,6 +45,17 @@ def _save(data: dict) -> None:
     RESULTS.write_text(json.dumps(data, indent=2) + "\n")
 
 
+def _random_batches(rng: np.random.Generator, g: int, batch_size: int, obs_dim: int, act_dim: int) -> TrainBatch:
+    """``[g, batch_size, ...]`` synthetic transitions (actions in [-1, 1], nothing terminated)."""
+    return TrainBatch(
+        jnp.asarray(rng.normal(size=(g, batch_size, obs_dim)), jnp.float32),
+        jnp.asarray(rng.uniform(-1, 1, (g, batch_size, act_dim)), jnp.float32),
+        jnp.asarray(rng.normal(size=(g, batch_size)), jnp.float32),
+        jnp.asarray(rng.normal(size=(g, batch_size, obs_dim)), jnp.float32),
+        jnp.zeros((g, batch_size), jnp.float32),
+    )
+
+
 def bench_updates(obs_dim: int, act_dim: int, scan_lengths: list[int], seconds: float, batch_size: int = 256) -> dict:
     """Updates per second of ``update_many`` for each scan length ``G`` (data already on device)."""
     sac = SAC(obs_dim, act_dim, -1.0, 1.0, SACConfig(batch_size=batch_size))
@@ -52,13 +63,7 @@ def bench_updates(obs_dim: int, act_dim: int, scan_lengths: list[int], seconds: 
     rng = np.random.default_rng(0)
     out = {}
     for g in scan_lengths:
-        batches = TrainBatch(
-            jnp.asarray(rng.normal(size=(g, batch_size, obs_dim)), jnp.float32),
-            jnp.asarray(rng.uniform(-1, 1, (g, batch_size, act_dim)), jnp.float32),
-            jnp.asarray(rng.normal(size=(g, batch_size)), jnp.float32),
-            jnp.asarray(rng.normal(size=(g, batch_size, obs_dim)), jnp.float32),
-            jnp.zeros((g, batch_size), jnp.float32),
-        )
+        batches = _random_batches(rng, g, batch_size, obs_dim, act_dim)
         t0 = time.perf_counter()
         state, m = sac.update_many(state, batches, jax.random.PRNGKey(1))  # compile + first run
         jax.block_until_ready(m)
@@ -82,13 +87,10 @@ def updates_vs_matmul(obs_dim: int, act_dim: int, g: int, batch_size: int = 256)
 
     sac = SAC(obs_dim, act_dim, -1.0, 1.0, SACConfig(batch_size=batch_size))
     state = sac.init(jax.random.PRNGKey(0))
-    zeros = lambda *shape: jnp.zeros(shape, jnp.float32)  # noqa: E731
-    one = TrainBatch(zeros(batch_size, obs_dim), zeros(batch_size, act_dim), zeros(batch_size),
-                     zeros(batch_size, obs_dim), zeros(batch_size))
+    batches = _random_batches(np.random.default_rng(0), g, batch_size, obs_dim, act_dim)
+    one = jax.tree.map(lambda x: x[0], batches)  # XLA counts a scan body once: lower a single update
     cost = sac_module._jit_update.lower(sac, state, one, jax.random.PRNGKey(0)).compile().cost_analysis()
     flops = (cost[0] if isinstance(cost, list) else cost)["flops"]
-    rng = np.random.default_rng(0)
-    batches = TrainBatch(*(jnp.asarray(rng.normal(size=(g, *x.shape)), jnp.float32) for x in one))
     res = common.interleaved(common.MatmulProbe(), lambda s, b: sac.update_many(s, b, jax.random.PRNGKey(1))[0],
                              (state, batches), flops * g, repeats=7)
     print(f"G={g}: {flops / 1e6:.0f} MFLOP per update, {res['flops_per_s'] / 1e9:.1f} GFLOP/s, "

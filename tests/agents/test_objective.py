@@ -35,6 +35,15 @@ def fitted_on_small_actions():
     return model, res.state
 
 
+def _still_model():
+    """One deterministic member that predicts no motion: s' = s."""
+    model = DynamicsModel(EnsembleConfig(1, 1, ensemble_size=1, hidden=2, depth=1, probabilistic=False), num_elites=1)
+    state = model.init(jax.random.PRNGKey(0))
+    layers = [dict(layer) for layer in state.params["layers"]]
+    layers[-1] = {"w": jnp.zeros_like(layers[-1]["w"]), "b": jnp.zeros_like(layers[-1]["b"])}
+    return model, state.replace(params={**state.params, "layers": layers})
+
+
 def _unit_state(std):
     return type("S", (), {"target_norm": Normalizer(jnp.zeros(len(std)), jnp.asarray(std, jnp.float32))})()
 
@@ -90,15 +99,6 @@ def test_penalty_config_errors():
         ObjectiveConfig(propagation="expectation", uncertainty_penalty=0.1)
     with pytest.raises(ConfigError, match="num_particles >= 2"):
         ObjectiveConfig(num_particles=1, uncertainty_penalty=0.1)
-
-
-def _still_model():
-    """One deterministic member that predicts no motion: s' = s."""
-    model = DynamicsModel(EnsembleConfig(1, 1, ensemble_size=1, hidden=2, depth=1, probabilistic=False), num_elites=1)
-    state = model.init(jax.random.PRNGKey(0))
-    layers = [dict(layer) for layer in state.params["layers"]]
-    layers[-1] = {"w": jnp.zeros_like(layers[-1]["w"]), "b": jnp.zeros_like(layers[-1]["b"])}
-    return model, state.replace(params={**state.params, "layers": layers})
 
 
 def test_state_cost_in_the_objective_is_discounted_like_the_reward():

@@ -73,7 +73,7 @@ def make_objective(model: DynamicsModel, task: Task | None, cfg: ObjectiveConfig
     if cfg.state_cost and len(cfg.state_cost) != model.cfg.obs_dim:
         raise ConfigError(f"state_cost has {len(cfg.state_cost)} weights, the observation has "
                           f"{model.cfg.obs_dim} dims: give one weight per dim")
-    cost_weights = jnp.asarray(cfg.state_cost, jnp.float32) if cfg.state_cost else None
+    cost_weights = jnp.asarray(cfg.state_cost, jnp.float32) if any(cfg.state_cost) else None  # all-zero: no work
 
     def for_state(state: ModelState, obs: jnp.ndarray):
         def objective(key: jax.Array, actions: jnp.ndarray) -> jnp.ndarray:
