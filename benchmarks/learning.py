@@ -1,6 +1,7 @@
 """Sample efficiency of the MPC presets: return per episode over several seeds (median and spread).
 
     python benchmarks/learning.py --suite cartpole --seeds 3          # PETS (light) cart-pole swing-up, 10 episodes
+    python benchmarks/learning.py --suite cartpole-paper --seeds 1    # the same at the paper's settings (~1.6 h)
     python benchmarks/learning.py --suite invpend --seeds 3           # PETS InvertedPendulum-v5, 3 episodes
     python benchmarks/learning.py --suite invpend-env-reward --seeds 3  # the same with CEM, no cart cost
     python benchmarks/learning.py --suite reacher --seeds 2
