@@ -30,6 +30,7 @@ import numpy as np
 from mbrlax.agents.learner import TrainBatch
 import mbrlax.agents.sac as sac_module
 from mbrlax.agents.sac import SAC, SACConfig
+from mbrlax.algorithms.sac_train import SACTrainConfig, train_sac
 
 RESULTS = Path(__file__).parent / "results" / "sac.json"
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # benchmarks/common.py, imported in speed mode
@@ -109,7 +110,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=100_000, help="env steps of the training run")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run folder of the training run (default runs/bench_sac_ENV, _seedN appended for N > 0)")
-    p.add_argument("--start-steps", type=int, default=5_000,
+    p.add_argument("--start-steps", type=int, default=SACTrainConfig.start_steps,
                    help="random steps before learning (CleanRL and SACTrainConfig: 5k; Spinning Up: 10k)")
     p.add_argument("--eval-every", type=int, default=5_000)
     p.add_argument("--label", default="", help="suffix of the results entry (keeps variants apart from the default runs)")
@@ -132,8 +133,6 @@ def main() -> None:
                            "by_scan_length": bench_updates(args.obs_dim, args.act_dim, args.scan, args.seconds),
                            "vs_matmul": updates_vs_matmul(args.obs_dim, args.act_dim, max(args.scan)), **meta}
     else:
-        from mbrlax.algorithms.sac_train import SACTrainConfig, train_sac
-
         config = SACTrainConfig(env=args.env, seed=args.seed, total_steps=args.steps,
                                 start_steps=min(args.start_steps, args.steps), eval_every=args.eval_every,
                                 eval_episodes=5, out=args.out or f"runs/bench_sac_{args.env}" + (f"_seed{args.seed}" if args.seed else ""))

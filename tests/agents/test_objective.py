@@ -109,6 +109,17 @@ def test_state_cost_in_the_objective_is_discounted_like_the_reward():
     np.testing.assert_allclose(score, [(1.0 - 1.2) * 1.75], rtol=1e-5)
 
 
+def test_an_all_zero_state_cost_is_off_like_an_empty_one():
+    assert not ObjectiveConfig(state_cost=()).has_state_cost
+    assert not ObjectiveConfig(state_cost=(0.0, 0)).has_state_cost
+    assert ObjectiveConfig(state_cost=(0.0, 0.1)).has_state_cost
+    model, state = _still_model()
+    zero = ObjectiveConfig("mean", num_particles=1, state_cost=(0.0,))
+    scores = [make_objective(model, flat_task(), c)(state, jnp.full(1, 2.0))(jax.random.PRNGKey(0), jnp.zeros((1, 3, 1)))
+              for c in (zero, ObjectiveConfig("mean", num_particles=1))]
+    np.testing.assert_allclose(scores[0], scores[1])
+
+
 def test_state_cost_of_a_non_finite_state_is_zero_with_a_finite_gradient():
     obs = jnp.zeros((1, 3, 2)).at[0, 2, 1].set(jnp.inf)  # step 1's state: dim 1 non-finite (a terminating state)
     terminated = jnp.array([[False, True]])

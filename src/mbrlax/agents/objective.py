@@ -47,6 +47,11 @@ class ObjectiveConfig:
     tasks whose reward ties every plan that survives the horizon (InvertedPendulum: the cart
     drifts to the rail just beyond it). Keep it below the alive bonus, or dying pays. () = off."""
 
+    @property
+    def has_state_cost(self) -> bool:
+        """Whether the state cost does any work (an all-zero weight vector is off, like ())."""
+        return any(self.state_cost)
+
     def __post_init__(self):
         check_propagation(self.propagation)
         if self.num_particles < 1 or not 0.0 < self.discount <= 1.0:
@@ -73,7 +78,7 @@ def make_objective(model: DynamicsModel, task: Task | None, cfg: ObjectiveConfig
     if cfg.state_cost and len(cfg.state_cost) != model.cfg.obs_dim:
         raise ConfigError(f"state_cost has {len(cfg.state_cost)} weights, the observation has "
                           f"{model.cfg.obs_dim} dims: give one weight per dim")
-    cost_weights = jnp.asarray(cfg.state_cost, jnp.float32) if any(cfg.state_cost) else None  # all-zero: no work
+    cost_weights = jnp.asarray(cfg.state_cost, jnp.float32) if cfg.has_state_cost else None  # all-zero: no work
 
     def for_state(state: ModelState, obs: jnp.ndarray):
         def objective(key: jax.Array, actions: jnp.ndarray) -> jnp.ndarray:

@@ -188,7 +188,7 @@ def run(cfg: MPCLoopConfig) -> dict:
     state = model.init(k_init)
     buffer = ReplayBuffer(cfg.buffer_capacity, obs_dim, act_dim)
 
-    if any(cfg.objective.state_cost):
+    if cfg.objective.has_state_cost:
         print(f"planning with a state cost {cfg.objective.state_cost} on top of the task's reward (a planning "
               "prior; returns are the environment's own; --objective.state-cost with no values turns it off)")
     start_iter, env_steps = 0, 0
