@@ -90,3 +90,36 @@ def test_divergence_stops_with_last_good_parameters():
     good = err.value.last_good
     assert good is not None
     assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree_util.tree_leaves(good.params))
+
+
+def test_a_refit_on_grown_data_updates_every_member(toy_fit):
+    """A warm-started refit keeps this fit's best epoch, never the weights it started from.
+
+    Scoring the start weights as the bar froze the model: on a fresh holdout drawn mostly from
+    data they trained on they scored best, so every member fell back to them (MBPO Hopper).
+    """
+    model, res = toy_fit
+    state = res.state
+    data = toy_batch(4000, 0)
+    for i in range(3):  # MBPO refits every 250 env steps: a little new data each time
+        extra = toy_batch(40, 10 + i)
+        data = Batch(*(np.concatenate([f, g]) for f, g in zip(data, extra)))
+        refit = fit(model, state, data, jax.random.PRNGKey(2 + i),
+                    TrainerConfig(max_epochs=20, patience=5, batch_size=64, progress=False))
+        for before, after in zip(jax.tree_util.tree_leaves(state.params["layers"]),
+                                 jax.tree_util.tree_leaves(refit.state.params["layers"])):
+            changed = np.abs(np.asarray(after) - np.asarray(before)).reshape(len(before), -1).max(1) > 0
+            assert changed.all(), f"refit {i}: members {np.flatnonzero(~changed)} kept their old weights"
+        assert np.isfinite(refit.holdout_mse).all() and refit.holdout_mse.max() < 2 * res.holdout_mse.max()
+        state = refit.state
+
+
+def test_a_fit_that_diverges_at_once_returns_its_input():
+    model = DynamicsModel(EnsembleConfig(1, 1, ensemble_size=2, hidden=8, depth=1, probabilistic=False), num_elites=1)
+    state = model.init(jax.random.PRNGKey(0))
+    with pytest.raises(TrainingDivergedError) as err:
+        fit(model, state, toy_batch(512, 0), jax.random.PRNGKey(0),
+            TrainerConfig(learning_rate=1e30, max_epochs=5, progress=False))
+    good = err.value.last_good
+    for a, b in zip(jax.tree_util.tree_leaves(good), jax.tree_util.tree_leaves(state)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -2,7 +2,7 @@
 
 Adam on minibatches; each member trains on its own bootstrap resample of the training
 split; a holdout split drives early stopping, and each member keeps the snapshot of its
-best holdout epoch; the members with the lowest holdout error become the elites.
+best holdout epoch of this fit; the members with the lowest holdout error become the elites.
 One epoch is one jitted call (``lax.scan`` over minibatches). Datasets are padded to
 power-of-two buckets so a growing dataset recompiles only when it crosses a bucket.
 
@@ -207,6 +207,7 @@ def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
     if len(xh) == 0:  # too little data to hold any out: early-stop on the training data itself
         xh, yh = x, y
 
+    last_good = state  # what a fit that ends before its first epoch returns: the input, unchanged
     state = state.replace(input_norm=Normalizer.fit(x), target_norm=Normalizer.fit(y))
     E = model.cfg.ensemble_size
     Np = _bucket(n, cfg.batch_size)
@@ -225,8 +226,13 @@ def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
     def eval_fn(s):
         return holdout_fn(s, xh_p, yh_p, wh)
 
+    # Each fit picks each member's best epoch of *this* fit (MBPO's reference resets its best
+    # to +inf per fit). Scoring the warm-start weights as the bar to beat froze the model: the
+    # fresh holdout is mostly data those weights trained on, and the reset Adam's first steps
+    # score worse, so once the data set was large every member fell back to its old weights
+    # (Hopper MBPO: model reward rose while the real return fell).
     best_params = state.params
-    best = np.asarray(eval_fn(state))
+    best = np.full(E, np.inf)
     history, since_improved, start = [], 0, time.time()
     bar = tqdm(range(cfg.max_epochs), desc="fit model", disable=not cfg.progress, leave=False)
     for ep in bar:
@@ -234,12 +240,14 @@ def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
         params, opt_state, train_loss = epoch_fn(state.params, opt_state, k, xn, yn, tn, boot, n)
         train_loss = float(train_loss)
         if not np.isfinite(train_loss):
-            good = _with_best(model, state, best_params, best)
+            good = _with_best(model, state, best_params, best) if history else last_good
             raise TrainingDivergedError(f"model training diverged (loss={train_loss}) at epoch {ep}; "
                                         "last good parameters kept in .last_good", last_good=good)
         state = state.replace(params=params)
         mse = np.asarray(eval_fn(state))
-        improved = (best - mse) / np.maximum(np.abs(best), 1e-12) > cfg.improvement_threshold
+        with np.errstate(invalid="ignore"):  # inf / inf on the first epoch
+            gain = (best - mse) / np.maximum(np.abs(best), 1e-12)
+        improved = np.isfinite(mse) & (np.isinf(best) | (gain > cfg.improvement_threshold))
         best_params = _take_members(improved, params, best_params)
         best = np.where(improved, mse, best)
         since_improved = 0 if improved.any() else since_improved + 1
@@ -249,7 +257,7 @@ def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
         if since_improved >= cfg.patience or (cfg.max_seconds and time.time() - start > cfg.max_seconds):
             break
     bar.close()
-    return FitResult(_with_best(model, state, best_params, best), history, best)
+    return FitResult(_with_best(model, state, best_params, best) if history else last_good, history, best)
 
 
 def _take_members(mask: np.ndarray, new: dict, old: dict) -> dict:
