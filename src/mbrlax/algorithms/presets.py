@@ -88,8 +88,8 @@ def pets_light_without_prior(env: str) -> MPCLoopConfig:
 def light_pets(cfg: MPCLoopConfig) -> MPCLoopConfig:
     """PETS with a smaller population, fewer particles and a narrower network: minutes on 2 cores.
 
-    Measured on the cart-pole swing-up (seed 0): returns 60, 32, 79, 136, 178.0, 178.1, 179.9 per MPC
-    episode, so the README's run stops after 7 episodes; benchmarks/learning.py runs 10.
+    Measured on the cart-pole swing-up (seed 0): returns 60, 70, 160, 176, 177, 175, 177 per MPC
+    episode (the plateau is 175-181), so the README's run stops after 7 episodes; benchmarks/learning.py runs 10.
     """
     return dataclasses.replace(
         cfg,
