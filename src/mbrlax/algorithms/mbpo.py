@@ -35,10 +35,10 @@ a fresh optimiser at every fit (warm-starting the weights), so there is none to 
 Presets (:func:`mbpo_preset`) are the paper's per-environment settings from its released
 configs (github.com/jannerm/mbpo, ``examples/config/*/0.py``), for the v5 envs.
 
-Measured on InvertedPendulum (``benchmarks/mbpo.py``, light networks, seeds 0-2): with the
-paper's sampled TS1 steps the eval return reached 1000 after 5000, 3000 and more than 5000 env
-steps; with ``propagation="mean"`` after 3250, 3750 and 3250. The ensemble's predicted std there
-is 3-6x its holdout error, so sampled imagined steps are far noisier than the deterministic env.
+Measured on InvertedPendulum (``benchmarks/mbpo.py --light``, seeds 0-2): with the paper's
+sampled TS1 steps the eval return reached 1000 after 4500, 3000 and 4750 env steps; with
+``propagation="mean"`` after 3000, 3250 and 3000. The ensemble's predicted std there is 3-6x
+its holdout error, so sampled imagined steps are far noisier than the deterministic env.
 """
 
 from __future__ import annotations
