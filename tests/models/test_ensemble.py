@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from mbrlax.data.buffer import Batch
@@ -123,3 +124,16 @@ def test_a_fit_that_diverges_at_once_returns_its_input():
     good = err.value.last_good
     for a, b in zip(jax.tree_util.tree_leaves(good), jax.tree_util.tree_leaves(state)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_refit_given_the_last_optimiser_state_continues_adam():
+    """``opt_state`` carries Adam's step count and moments from one fit into the next."""
+    model = DynamicsModel(EnsembleConfig(1, 1, ensemble_size=2, hidden=8, depth=1, probabilistic=False), num_elites=1)
+    cfg = TrainerConfig(max_epochs=3, patience=10, batch_size=64, bootstrap=False, progress=False)
+    data = toy_batch(640, 0)  # 512 training rows after the 20% holdout: 8 batches per epoch
+    first = fit(model, model.init(jax.random.PRNGKey(0)), data, jax.random.PRNGKey(1), cfg)
+    steps = lambda res: int(optax.tree_utils.tree_get(res.opt_state, "count"))
+    assert steps(first) == 3 * 8
+    continued = fit(model, first.state, data, jax.random.PRNGKey(2), cfg, opt_state=first.opt_state)
+    restarted = fit(model, first.state, data, jax.random.PRNGKey(2), cfg)
+    assert steps(continued) == 6 * 8 and steps(restarted) == 3 * 8

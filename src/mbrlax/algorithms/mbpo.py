@@ -29,8 +29,10 @@ to point at a complete folder, so a killed run loses at most one epoch. ``resume
 continues from it and reproduces the uninterrupted run: the episode in progress is rebuilt by
 resetting its env with the episode's seed and replaying its actions (Gymnasium envs are
 deterministic given the reset seed), and the model buffer is restored with its exact ring
-layout. The model trainer's Adam state is not kept: :func:`~mbrlax.models.trainer.fit` starts
-a fresh optimiser at every fit (warm-starting the weights), so there is none to save.
+layout. The model trainer's Adam state is not kept: the loop passes no ``opt_state`` to
+:func:`~mbrlax.models.trainer.fit`, so each fit starts a fresh optimiser (warm-starting the weights)
+and there is none to save. MBPO's reference keeps it; continuing it left the fitted models no better
+(``benchmarks/refit.py``).
 
 Presets (:func:`mbpo_preset`) are the paper's per-environment settings from its released
 configs (github.com/jannerm/mbpo, ``examples/config/*/0.py``), for the v5 envs.

@@ -22,7 +22,7 @@ import functools
 import math
 import time
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -71,6 +71,7 @@ class FitResult(NamedTuple):
     state: ModelState
     history: list  # one dict per epoch: epoch, train_loss, holdout_mse (per member), seconds
     holdout_mse: np.ndarray  # [E] best normalised holdout MSE per member
+    opt_state: Any = None  # Adam's state after the last epoch; pass it to the next fit to continue it
 
 
 def transition_arrays(model: DynamicsModel, data: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -184,10 +185,12 @@ def _compiled(model: DynamicsModel, cfg: TrainerConfig):
 
 
 def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
-        cfg: TrainerConfig = TrainerConfig(), holdout: Batch | None = None) -> FitResult:
+        cfg: TrainerConfig = TrainerConfig(), holdout: Batch | None = None, opt_state: Any = None) -> FitResult:
     """Fit ``state`` (warm start) to ``data``; returns the best snapshot per member and the elites.
 
     If ``holdout`` is None, ``cfg.holdout_fraction`` of ``data`` is held out at random.
+    ``opt_state`` (a previous ``FitResult.opt_state``) continues Adam instead of restarting it, as
+    MBPO's reference code does; None (what the loops pass today) starts a fresh one.
     Raises :class:`TrainingDivergedError` (with ``.last_good``) if the loss becomes NaN/inf.
     """
     x, y, t = transition_arrays(model, data)
@@ -221,7 +224,8 @@ def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
     wh = jnp.asarray((np.arange(Nh) < len(xh)).astype(np.float32))
 
     optimizer, epoch_fn, holdout_fn = _compiled(model, cfg)
-    opt_state = optimizer.init(state.params)
+    opt_state_in = opt_state
+    opt_state = optimizer.init(state.params) if opt_state is None else opt_state
 
     def eval_fn(s):
         return holdout_fn(s, xh_p, yh_p, wh)
@@ -257,7 +261,9 @@ def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
         if since_improved >= cfg.patience or (cfg.max_seconds and time.time() - start > cfg.max_seconds):
             break
     bar.close()
-    return FitResult(_with_best(model, state, best_params, best) if history else last_good, history, best)
+    if not history:
+        return FitResult(last_good, history, best, opt_state_in)
+    return FitResult(_with_best(model, state, best_params, best), history, best, opt_state)
 
 
 def _take_members(mask: np.ndarray, new: dict, old: dict) -> dict:
