@@ -69,7 +69,7 @@ class TrainerConfig:
 
 class FitResult(NamedTuple):
     state: ModelState
-    history: list  # one dict per epoch: epoch, train_loss, holdout_mse (per member), seconds
+    history: list  # one dict per epoch: epoch, train_loss, holdout_mse (mean over members), seconds
     holdout_mse: np.ndarray  # [E] best normalised holdout MSE per member
     opt_state: Any = None  # Adam's state after the last epoch; pass it to the next fit to continue it
 
