@@ -2,7 +2,7 @@
 
     python benchmarks/refit.py --run runs/bench-learning/pusher/seed0 --every 100
 
-Replays the growth of a finished light PETS run's replay buffer: fits its model to the first
+Replays the growth of a finished MPC run's replay buffer: fits its model (the run's config.json) to the first
 ``--start`` transitions, then refits every ``--every`` transitions, once with a fresh optimiser
 per fit and once passing ``FitResult.opt_state`` on. Prints per refit the epochs run, the epoch
 of the best mean holdout error, the first epoch's train loss against the previous fit's last,
@@ -20,26 +20,27 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from mbrlax.algorithms.presets import pets_light_preset
 from mbrlax.data.buffer import ReplayBuffer
 from mbrlax.envs import get_task, make_env
-from mbrlax.models.trainer import fit
+from mbrlax.models.config import ModelConfig
+from mbrlax.models.trainer import TrainerConfig, fit
 
 
 def replay(run: Path, start: int, every: int, keep_adam: bool, seed: int) -> list[dict]:
     """Fit on the buffer's first ``start`` transitions, then refit every ``every``; one row per fit."""
-    cfg = pets_light_preset(json.loads((run / "config.json").read_text())["env"])  # the run's model and trainer
-    env = make_env(cfg.env)
+    saved = json.loads((run / "config.json").read_text())  # the run's own model and trainer settings
+    trainer_cfg = TrainerConfig(**saved["trainer"])
+    env = make_env(saved["env"])
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    task = get_task(cfg.env)
-    model = cfg.model.build(obs_dim, act_dim, learn_reward=task is None, task=task)
+    task = get_task(saved["env"])
+    model = ModelConfig(**saved["model"]).build(obs_dim, act_dim, learn_reward=task is None, task=task)
     data = ReplayBuffer.load(run / "checkpoint" / "buffer.npz").all()
     key = jax.random.PRNGKey(seed)
     state, opt_state, rows, last_loss = model.init(key), None, [], None
     for n in range(start, len(data.obs) + 1, every):
         key, k = jax.random.split(key)
         prefix = type(data)(*(f[:n] for f in data))
-        res = fit(model, state, prefix, k, cfg.trainer, opt_state=opt_state if keep_adam else None)
+        res = fit(model, state, prefix, k, trainer_cfg, opt_state=opt_state if keep_adam else None)
         mean_mse = [h["holdout_mse"] for h in res.history]  # mean over members, per epoch
         rows.append({"transitions": n, "epochs": len(res.history), "best_epoch": int(np.argmin(mean_mse)) + 1,
                      "first_train_loss": res.history[0]["train_loss"], "previous_last_train_loss": last_loss,
@@ -50,7 +51,7 @@ def replay(run: Path, start: int, every: int, keep_adam: bool, seed: int) -> lis
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", default="runs/bench-learning/pusher/seed0", help="a finished light PETS run folder")
+    p.add_argument("--run", default="runs/bench-learning/pusher/seed0", help="a finished `mbrlax train pets|pddm|...` run folder")
     p.add_argument("--start", type=int, default=200)
     p.add_argument("--every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
