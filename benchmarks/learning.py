@@ -70,13 +70,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--iterations", type=int, default=0, help="override the suite's episode count")
     p.add_argument("--resume", action="store_true")
+    p.add_argument("--raw-targets", action="store_true",
+                   help="fit Δobs in env units (TrainerConfig.normalize_targets=False); results as <suite>-raw-targets")
     args = p.parse_args(argv)
+    name = args.suite + ("-raw-targets" if args.raw_targets else "")
     preset, env, iters, ep_steps, target, check = SUITES[args.suite]
     iters = args.iterations or iters
     curves, seconds = [], []
     for seed in range(args.seeds):
-        cfg = dataclasses.replace(preset(env), seed=seed, iterations=iters, episode_steps=ep_steps, video=False,
-                                  resume=args.resume, out=f"runs/bench-learning/{args.suite}/seed{seed}")
+        cfg = preset(env)
+        if args.raw_targets:
+            cfg = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, normalize_targets=False))
+        cfg = dataclasses.replace(cfg, seed=seed, iterations=iters, episode_steps=ep_steps, video=False,
+                                  resume=args.resume, out=f"runs/bench-learning/{name}/seed{seed}")
         summary = run(cfg)
         seconds.append(_seconds_per_episode(Path(cfg.out) / "metrics.csv"))
         curves.append(summary["returns"])
@@ -84,25 +90,25 @@ def main(argv: list[str] | None = None) -> int:
     arr = np.array([c[:n] for c in curves])
     med, lo, hi = np.median(arr, 0), arr.min(0), arr.max(0)
     met = [bool(check(c)) for c in curves] if check else None
-    result = {"suite": args.suite, "env": env, "seeds": args.seeds, "target": target, "target_met_per_seed": met,
+    result = {"suite": name, "env": env, "seeds": args.seeds, "target": target, "target_met_per_seed": met,
               "median_return_per_episode": med.tolist(), "min": lo.tolist(), "max": hi.tolist(),
               "returns_per_seed": curves, "wall_seconds_per_episode_median": _median_or_none(seconds),
               "wall_seconds_per_episode_per_seed": seconds}
     out = Path("benchmarks/results")
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"learning_{args.suite}.json").write_text(json.dumps(result, indent=2))
+    (out / f"learning_{name}.json").write_text(json.dumps(result, indent=2))
     fig, ax = plt.subplots(figsize=(6, 4))
     ep = np.arange(1, n + 1)
     ax.plot(ep, med, marker="o", label=f"median of {args.seeds} seeds")
     ax.fill_between(ep, lo, hi, alpha=0.25, label="min–max")
     ax.set_xlabel("MPC episode")
     ax.set_ylabel("return")
-    ax.set_title(f"{args.suite}: {env}")
+    ax.set_title(f"{name}: {env}")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out / f"learning_{args.suite}.png", dpi=100)
-    print(f"\n{args.suite} ({env}), {args.seeds} seeds: median return per episode {np.round(med, 1).tolist()}")
+    fig.savefig(out / f"learning_{name}.png", dpi=100)
+    print(f"\n{name} ({env}), {args.seeds} seeds: median return per episode {np.round(med, 1).tolist()}")
     print(f"target {target}: met per seed {met}; fit + episode wall time (median) {result['wall_seconds_per_episode_median']} s")
     return 0
 

@@ -8,7 +8,11 @@ per fit and once passing ``FitResult.opt_state`` on. Prints per refit the epochs
 of the best mean holdout error, the first epoch's train loss against the previous fit's last,
 and the final holdout MSE; writes ``benchmarks/results/refit_<env>.json``. A fit that stops
 after patience + 1 epochs kept only its first epoch: the fresh optimiser's first steps made
-the warm-started model worse and it did not recover within the patience.
+the warm-started model worse and it did not recover within the patience. Variant
+``raw_targets`` fits Δobs in env units (``TrainerConfig.normalize_targets=False``, as PETS and
+MBPO do). ``upcoming_mse`` scores every fit on the same yardstick: the elites' squared error on the
+next ``--every`` transitions (unseen; what the next episode visits) per dim over the variance
+of all the run's Δobs, median over dims (dims that never change left out).
 """
 
 from __future__ import annotations
@@ -26,15 +30,28 @@ from mbrlax.models.config import ModelConfig
 from mbrlax.models.trainer import TrainerConfig, fit
 
 
-def replay(run: Path, start: int, every: int, keep_adam: bool, seed: int) -> list[dict]:
+def upcoming_mse(model, state, upcoming, scale: np.ndarray) -> float:
+    """Elites' mean-prediction MSE of Δobs on the next, unseen transitions, per dim over ``scale**2``;
+    the median over dims (a dim that barely moved in the whole run would dominate a mean)."""
+    elite = model.elite_state(state)
+    M = model.num_members(elite)
+    pred = model.predict(elite, np.broadcast_to(upcoming.obs, (M, *upcoming.obs.shape)),
+                         np.broadcast_to(upcoming.action, (M, *upcoming.action.shape)))
+    err = (np.asarray(pred.next_obs_mean) - upcoming.next_obs)[..., scale > 0] / scale[scale > 0]
+    return float(np.median(np.mean(err**2, axis=(0, 1))))
+
+
+def replay(run: Path, start: int, every: int, keep_adam: bool, seed: int, raw_targets: bool = False) -> list[dict]:
     """Fit on the buffer's first ``start`` transitions, then refit every ``every``; one row per fit."""
     saved = json.loads((run / "config.json").read_text())  # the run's own model and trainer settings
-    trainer_cfg = TrainerConfig(**saved["trainer"])
+    trainer_cfg = TrainerConfig(**{**saved["trainer"], "normalize_targets": not raw_targets})
     env = make_env(saved["env"])
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     task = get_task(saved["env"])
     model = ModelConfig(**saved["model"]).build(obs_dim, act_dim, learn_reward=task is None, task=task)
     data = ReplayBuffer.load(run / "checkpoint" / "buffer.npz").all()
+    scale = (data.next_obs - data.obs).std(axis=0)  # one yardstick for every fit: all the run's data
+    scale = np.where(scale > 1e-6, scale, 0.0)  # dims that never change (Pusher's goal) are not scored
     key = jax.random.PRNGKey(seed)
     state, opt_state, rows, last_loss = model.init(key), None, [], None
     for n in range(start, len(data.obs) + 1, every):
@@ -44,9 +61,15 @@ def replay(run: Path, start: int, every: int, keep_adam: bool, seed: int) -> lis
         mean_mse = [h["holdout_mse"] for h in res.history]  # mean over members, per epoch
         rows.append({"transitions": n, "epochs": len(res.history), "best_epoch": int(np.argmin(mean_mse)) + 1,
                      "first_train_loss": res.history[0]["train_loss"], "previous_last_train_loss": last_loss,
-                     "holdout_mse": float(np.mean(res.holdout_mse))})
+                     "holdout_mse": float(np.mean(res.holdout_mse)),
+                     "upcoming_mse": upcoming_mse(model, res.state, type(data)(*(f[n:n + every] for f in data)), scale)
+                     if n < len(data.obs) else None})
         state, opt_state, last_loss = res.state, res.opt_state, res.history[-1]["train_loss"]
     return rows
+
+
+VARIANTS = {"fresh_adam": (False, False), "kept_adam": (True, False), "raw_targets": (False, True)}
+"""name -> (continue Adam across fits, targets in env units instead of standardised)"""
 
 
 def main() -> None:
@@ -55,28 +78,34 @@ def main() -> None:
     p.add_argument("--start", type=int, default=200)
     p.add_argument("--every", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     args = p.parse_args()
     run = Path(args.run)
     if not (run / "checkpoint" / "buffer.npz").exists():
         raise SystemExit(f"{run} has no checkpoint/buffer.npz: give the folder of a finished MPC run")
-    result = {"run": str(run), "start": args.start, "every": args.every}
-    for name, keep in (("fresh_adam", False), ("kept_adam", True)):
-        rows = replay(run, args.start, args.every, keep, args.seed)
+    out = Path("benchmarks/results") / f"refit_{run.parent.name}.json"
+    result = json.loads(out.read_text()) if out.exists() else {}  # variants not rerun keep their figures
+    result.update({"run": str(run), "start": args.start, "every": args.every})
+    for name in args.variants:
+        keep, raw = VARIANTS[name]
+        rows = replay(run, args.start, args.every, keep, args.seed, raw_targets=raw)
         result[name] = rows
-        print(f"\n{name}: transitions, epochs, best epoch, first-epoch train loss (previous fit's last), holdout MSE")
+        print(f"\n{name}: transitions, epochs, best epoch, first-epoch train loss (previous fit's last), "
+              "holdout MSE (fit's own units), MSE on the next transitions (fixed yardstick)")
         for r in rows:
             prev = "" if r["previous_last_train_loss"] is None else f" ({r['previous_last_train_loss']:.2f})"
+            upcoming = "" if r.get("upcoming_mse") is None else f" {r['upcoming_mse']:.4f}"
             print(f"  {r['transitions']:6d} {r['epochs']:4d} {r['best_epoch']:4d} {r['first_train_loss']:9.2f}{prev} "
-                  f"{r['holdout_mse']:.4f}")
-    for name in ("fresh_adam", "kept_adam"):
-        rows = result[name][1:]
+                  f"{r['holdout_mse']:.4f}{upcoming}")
+        rows = rows[1:]
+        upcoming = [r["upcoming_mse"] for r in rows if r.get("upcoming_mse") is not None]
         result[f"{name}_summary"] = {
             "refits": len(rows),
             "refits_keeping_only_epoch_1": sum(r["best_epoch"] == 1 for r in rows),
             "median_holdout_mse": float(np.median([r["holdout_mse"] for r in rows])),
+            "median_upcoming_mse": float(np.median(upcoming)) if upcoming else None,
             "median_epochs": float(np.median([r["epochs"] for r in rows]))}
         print(name, result[f"{name}_summary"])
-    out = Path("benchmarks/results") / f"refit_{run.parent.name}.json"
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")
 
