@@ -8,11 +8,13 @@
     python benchmarks/learning.py --suite pusher --seeds 1
     python benchmarks/learning.py --suite halfcheetah-pets --seeds 1  # long: run in the background
     python benchmarks/learning.py --suite halfcheetah-pddm --seeds 1
+    python benchmarks/learning.py --suite invpend --seeds 3 --raw-targets  # model targets in env units
 
 Targets (issue 3): cart-pole >= 180 (of 200) by episode 10; InvertedPendulum 1000 within 3
 episodes; HalfCheetah published PETS ≈ 4200 at 50k steps. Writes
 ``benchmarks/results/learning_<suite>.json`` and ``.png``; each run's own folder is under
-``runs/bench-learning/`` (resumable with ``--resume``).
+``runs/bench-learning/`` (resumable with ``--resume``); with ``--raw-targets`` the suite's name gets
+the suffix ``-raw-targets`` in both.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iterations", type=int, default=0, help="override the suite's episode count")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--raw-targets", action="store_true",
-                   help="fit Δobs in env units (TrainerConfig.normalize_targets=False); results as <suite>-raw-targets")
+                   help="fit the model's targets (Δobs, and a learned reward) in env units "
+                        "(TrainerConfig.normalize_targets=False); results as <suite>-raw-targets")
     args = p.parse_args(argv)
     name = args.suite + ("-raw-targets" if args.raw_targets else "")
     preset, env, iters, ep_steps, target, check = SUITES[args.suite]

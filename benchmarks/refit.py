@@ -10,41 +10,53 @@ and the final holdout MSE; writes ``benchmarks/results/refit_<env>.json``. A fit
 after patience + 1 epochs kept only its first epoch: the fresh optimiser's first steps made
 the warm-started model worse and it did not recover within the patience. Variant
 ``raw_targets`` fits Δobs in env units (``TrainerConfig.normalize_targets=False``, as PETS and
-MBPO do). ``upcoming_mse`` scores every fit on the same yardstick: the elites' squared error on the
-next ``--every`` transitions (unseen; what the next episode visits) per dim over the variance
-of all the run's Δobs, median over dims (dims that never change left out).
+MBPO do). ``upcoming`` scores every fit on the next ``--every`` transitions (unseen; what the next episode
+visits), with the elites' mean: ``scaled`` = squared error per dim over the variance of all the
+run's Δobs, median over dims; ``raw`` = squared error in env units, mean over dims (dims that
+never change left out). Note ``holdout_mse`` is in each fit's own target units, so it does not
+compare across ``raw_targets`` and the others.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from mbrlax.data.buffer import ReplayBuffer
+from mbrlax.data.buffer import Batch, ReplayBuffer
 from mbrlax.envs import get_task, make_env
 from mbrlax.models.config import ModelConfig
+from mbrlax.models.dynamics import DynamicsModel, ModelState
 from mbrlax.models.trainer import TrainerConfig, fit
 
 
-def upcoming_mse(model, state, upcoming, scale: np.ndarray) -> float:
-    """Elites' mean-prediction MSE of Δobs on the next, unseen transitions, per dim over ``scale**2``;
-    the median over dims (a dim that barely moved in the whole run would dominate a mean)."""
+def upcoming_errors(model: DynamicsModel, state: ModelState, upcoming: Batch, scale: np.ndarray) -> dict[str, float]:
+    """Elites' mean-prediction errors of Δobs on the next, unseen transitions, over the dims that move.
+
+    ``scaled``: per dim squared error over ``scale**2``, median over dims (the yardstick standardised
+    training favours); ``raw``: squared error in env units, mean over dims (what raw training minimises).
+    """
     elite = model.elite_state(state)
     M = model.num_members(elite)
     pred = model.predict(elite, np.broadcast_to(upcoming.obs, (M, *upcoming.obs.shape)),
                          np.broadcast_to(upcoming.action, (M, *upcoming.action.shape)))
-    err = (np.asarray(pred.next_obs_mean) - upcoming.next_obs)[..., scale > 0] / scale[scale > 0]
-    return float(np.median(np.mean(err**2, axis=(0, 1))))
+    err = (np.asarray(pred.next_obs_mean) - upcoming.next_obs)[..., scale > 0]  # [M, B, moving dims]
+    return {"scaled": float(np.median(np.mean((err / scale[scale > 0]) ** 2, axis=(0, 1)))),
+            "raw": float(np.mean(err ** 2))}
 
 
 def replay(run: Path, start: int, every: int, keep_adam: bool, seed: int, raw_targets: bool = False) -> list[dict]:
-    """Fit on the buffer's first ``start`` transitions, then refit every ``every``; one row per fit."""
+    """Fit on the buffer's first ``start`` transitions, then refit every ``every``; one row per fit.
+
+    The run's own trainer settings, except that ``raw_targets`` forces targets in env units."""
     saved = json.loads((run / "config.json").read_text())  # the run's own model and trainer settings
-    trainer_cfg = TrainerConfig(**{**saved["trainer"], "normalize_targets": not raw_targets})
+    trainer_cfg = TrainerConfig(**saved["trainer"])
+    if raw_targets:
+        trainer_cfg = dataclasses.replace(trainer_cfg, normalize_targets=False)
     env = make_env(saved["env"])
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     task = get_task(saved["env"])
@@ -62,7 +74,7 @@ def replay(run: Path, start: int, every: int, keep_adam: bool, seed: int, raw_ta
         rows.append({"transitions": n, "epochs": len(res.history), "best_epoch": int(np.argmin(mean_mse)) + 1,
                      "first_train_loss": res.history[0]["train_loss"], "previous_last_train_loss": last_loss,
                      "holdout_mse": float(np.mean(res.holdout_mse)),
-                     "upcoming_mse": upcoming_mse(model, res.state, type(data)(*(f[n:n + every] for f in data)), scale)
+                     "upcoming": upcoming_errors(model, res.state, type(data)(*(f[n:n + every] for f in data)), scale)
                      if n < len(data.obs) else None})
         state, opt_state, last_loss = res.state, res.opt_state, res.history[-1]["train_loss"]
     return rows
@@ -91,19 +103,21 @@ def main() -> None:
         rows = replay(run, args.start, args.every, keep, args.seed, raw_targets=raw)
         result[name] = rows
         print(f"\n{name}: transitions, epochs, best epoch, first-epoch train loss (previous fit's last), "
-              "holdout MSE (fit's own units), MSE on the next transitions (fixed yardstick)")
+              "holdout MSE (fit's own units), error on the next transitions (scaled, raw)")
         for r in rows:
             prev = "" if r["previous_last_train_loss"] is None else f" ({r['previous_last_train_loss']:.2f})"
-            upcoming = "" if r.get("upcoming_mse") is None else f" {r['upcoming_mse']:.4f}"
+            upcoming = "" if r.get("upcoming") is None else f" {r['upcoming']['scaled']:.4f} {r['upcoming']['raw']:.3g}"
             print(f"  {r['transitions']:6d} {r['epochs']:4d} {r['best_epoch']:4d} {r['first_train_loss']:9.2f}{prev} "
                   f"{r['holdout_mse']:.4f}{upcoming}")
         rows = rows[1:]
-        upcoming = [r["upcoming_mse"] for r in rows if r.get("upcoming_mse") is not None]
+        upcoming = [r["upcoming"] for r in rows if r.get("upcoming") is not None]
         result[f"{name}_summary"] = {
             "refits": len(rows),
             "refits_keeping_only_epoch_1": sum(r["best_epoch"] == 1 for r in rows),
             "median_holdout_mse": float(np.median([r["holdout_mse"] for r in rows])),
-            "median_upcoming_mse": float(np.median(upcoming)) if upcoming else None,
+            "median_upcoming_scaled": float(np.median([u["scaled"] for u in upcoming])) if upcoming else None,
+            "median_upcoming_raw": float(np.median([u["raw"] for u in upcoming])) if upcoming else None,
+            "seed": args.seed, "start": args.start, "every": args.every,
             "median_epochs": float(np.median([r["epochs"] for r in rows]))}
         print(name, result[f"{name}_summary"])
     out.write_text(json.dumps(result, indent=2))

@@ -139,11 +139,11 @@ def test_a_refit_given_the_last_optimiser_state_continues_adam():
     assert steps(continued) == 6 * 8 and steps(restarted) == 3 * 8
 
 
-def _still_then_moving(n: int, seed: int, moving: float) -> Batch:
+def _still_then_moving(n: int, seed: int, moving: bool) -> Batch:
     """obs[0] follows the toy dynamics; obs[1] stays put (Δ = 0), or jitters by ~1e-4 if ``moving``."""
     rng = np.random.default_rng(seed)
     obs = np.stack([rng.uniform(-1, 1, n), np.full(n, 0.3)], 1).astype(np.float32)
-    delta = np.stack([np.sin(3 * obs[:, 0]) + 0.05 * rng.normal(size=n), moving * 1e-4 * rng.normal(size=n)], 1)
+    delta = np.stack([np.sin(3 * obs[:, 0]) + 0.05 * rng.normal(size=n), float(moving) * 1e-4 * rng.normal(size=n)], 1)
     return Batch(obs, np.zeros((n, 1), np.float32), np.zeros(n, np.float32), (obs + delta).astype(np.float32),
                  np.zeros(n, bool), np.zeros(n, bool))
 
@@ -155,9 +155,9 @@ def test_a_target_that_starts_to_move_shocks_only_standardised_targets(normalize
     With targets in env units (PETS, MBPO) the refit starts where the last fit ended."""
     model = DynamicsModel(EnsembleConfig(2, 1, ensemble_size=2, hidden=32, depth=2), num_elites=1)
     cfg = TrainerConfig(max_epochs=15, patience=15, batch_size=64, normalize_targets=normalize_targets, progress=False)
-    still = _still_then_moving(1000, 0, 0.0)
+    still = _still_then_moving(1000, 0, False)
     first = fit(model, model.init(jax.random.PRNGKey(0)), still, jax.random.PRNGKey(1), cfg)
-    grown = Batch(*(np.concatenate([a, b]) for a, b in zip(still, _still_then_moving(100, 1, 1.0))))
+    grown = Batch(*(np.concatenate([a, b]) for a, b in zip(still, _still_then_moving(100, 1, True))))
     refit = fit(model, first.state, grown, jax.random.PRNGKey(2), cfg)
     jump = refit.history[0]["train_loss"] - first.history[-1]["train_loss"]
     if normalize_targets:

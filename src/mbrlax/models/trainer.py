@@ -64,7 +64,10 @@ class TrainerConfig:
     units, as PETS and MBPO do (inputs are standardised either way). Standardising blows up a
     target that was constant and starts to move a little: Pusher's object x/y deltas are exactly
     0 until the arm first touches it, then have std ~5e-5, so the warm-started model's NLL on the
-    new data jumps ~4000-fold at the refit (`benchmarks/refit.py`)."""
+    new data jumps ~4000-fold at the refit (`benchmarks/refit.py`). With False the holdout MSE
+    (early stopping, elites) and the planner's uncertainty penalty (``particle_spread``) are in env
+    units too, so large-variance dims dominate them. Measured on the light presets: worse overall
+    (InvertedPendulum 0 of 3 seeds against 5 of 5; docs/benchmarks.md)."""
     bootstrap: bool = True
     """Each member trains on its own resample with replacement."""
     max_seconds: float = 0.0
