@@ -25,11 +25,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mbrlax.agents.learner import ObservedThrough
 from mbrlax.agents.sac import SAC, SACConfig
+from mbrlax.algorithms.mbpo import default_learner
 from mbrlax.data.buffer import Batch, ReplayBuffer
 from mbrlax.envs import get_task, make_env
 from mbrlax.envs.registry import action_bounds
-from mbrlax.utils.checkpoint import load_pytree
+from mbrlax.utils.checkpoint import check_same_policy_input, load_pytree
 
 TRUNCATED_MARGIN = 500  # steps before a truncation whose return is scored
 
@@ -46,8 +48,8 @@ def discounted_returns(rewards: np.ndarray, gamma: float) -> np.ndarray:
 def load_run(run: Path) -> tuple[SAC, Callable[[jax.Array], jax.Array], Any, Batch]:
     """``(sac, observe, state, buffer)`` of an MBPO run's latest checkpoint; ``observe`` maps obs to the learner's input.
 
-    Only MBPO: ``train sac`` stores the features themselves in its buffer, so its observations
-    would go through the features twice.
+    Only MBPO with its default learner: ``train sac`` stores the features themselves in its
+    buffer, so its observations would go through the features twice.
     """
     saved = json.loads((run / "config.json").read_text())
     pointer = run / "checkpoint.json"
@@ -56,17 +58,13 @@ def load_run(run: Path) -> tuple[SAC, Callable[[jax.Array], jax.Array], Any, Bat
     folder = run / json.loads(pointer.read_text())["path"]
     if not (folder / "real_buffer.npz").exists():
         raise SystemExit(f"{folder} has no real_buffer.npz: only MBPO runs are supported")
-    policy_input = json.loads((folder / "loop.json").read_text()).get("policy_input", "")
-    if policy_input.startswith("custom"):
-        raise SystemExit(f"{run} used a custom learner ({policy_input}); this script rebuilds only the default SAC")
-    sac_cfg = SACConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["sac"].items()})
     env = make_env(saved["env"])
     low, high = action_bounds(env)
-    task = get_task(saved["env"])
-    if policy_input != "raw" and task is not None and task.policy_features is not None:  # MBPO's default SAC
-        sac, observe = SAC(task.policy_feature_dim, len(low), low, high, sac_cfg), jax.jit(task.policy_features)
-    else:
-        sac, observe = SAC(env.observation_space.shape[0], len(low), low, high, sac_cfg), (lambda o: o)
+    sac_cfg = SACConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved["sac"].items()})
+    learner, policy_input = default_learner(get_task(saved["env"]), env.observation_space.shape[0], len(low),
+                                            low, high, sac_cfg)
+    check_same_policy_input(json.loads((folder / "loop.json").read_text()), policy_input, str(run))
+    sac, observe = (learner.learner, learner.features) if isinstance(learner, ObservedThrough) else (learner, lambda o: o)
     state = load_pytree(folder / "learner.msgpack", sac.init(jax.random.PRNGKey(0)))
     return sac, observe, state, ReplayBuffer.load(folder / "real_buffer.npz").all()
 

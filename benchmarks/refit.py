@@ -68,13 +68,13 @@ def replay(run: Path, start: int, every: int, keep_adam: bool, seed: int, raw_ta
     state, opt_state, rows, last_loss = model.init(key), None, [], None
     for n in range(start, len(data.obs) + 1, every):
         key, k = jax.random.split(key)
-        prefix = type(data)(*(f[:n] for f in data))
+        prefix = data.index(np.s_[:n])
         res = fit(model, state, prefix, k, trainer_cfg, opt_state=opt_state if keep_adam else None)
         mean_mse = [h["holdout_mse"] for h in res.history]  # mean over members, per epoch
         rows.append({"transitions": n, "epochs": len(res.history), "best_epoch": int(np.argmin(mean_mse)) + 1,
                      "first_train_loss": res.history[0]["train_loss"], "previous_last_train_loss": last_loss,
                      "holdout_mse": float(np.mean(res.holdout_mse)),
-                     "upcoming": upcoming_errors(model, res.state, type(data)(*(f[n:n + every] for f in data)), scale)
+                     "upcoming": upcoming_errors(model, res.state, data.index(np.s_[n:n + every]), scale)
                      if n < len(data.obs) else None})
         state, opt_state, last_loss = res.state, res.opt_state, res.history[-1]["train_loss"]
     return rows

@@ -66,6 +66,7 @@ from mbrlax.agents.model_rollouts import ModelBuffer, make_branched_rollout
 from mbrlax.agents.sac import SAC, SACConfig
 from mbrlax.data.buffer import ReplayBuffer
 from mbrlax.envs import action_bounds, get_task, make_env, resolve_env_id
+from mbrlax.envs.task import Task
 from mbrlax.errors import ConfigError, DataError, TrainingDivergedError
 from mbrlax.models.config import ModelConfig
 from mbrlax.models.propagation import check_propagation
@@ -354,6 +355,16 @@ def _fit_model(model, state, real: ReplayBuffer, key, trainer: TrainerConfig):
     }
 
 
+def default_learner(task: Task | None, obs_dim: int, act_dim: int, low: np.ndarray, high: np.ndarray,
+                    sac: SACConfig) -> tuple[PolicyLearner, str]:
+    """MBPO's default learner and its policy-input tag: SAC on the task's policy features (no root
+    x), as ``train sac`` does, or on the raw observations where the task has none."""
+    if task is not None and task.policy_features is not None:
+        return (ObservedThrough(SAC(task.policy_feature_dim, act_dim, low, high, sac), task.policy_features, obs_dim),
+                task.policy_input_tag())
+    return SAC(obs_dim, act_dim, low, high, sac), "raw"
+
+
 def run(cfg: MBPOConfig, learner: PolicyLearner | None = None) -> dict[str, Any]:
     """Train with MBPO; returns the summary also written to ``out/results.json``.
 
@@ -366,14 +377,10 @@ def run(cfg: MBPOConfig, learner: PolicyLearner | None = None) -> dict[str, Any]
     task = get_task(cfg.env)
     low, high = action_bounds(env)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    policy_input = f"custom {type(learner).__name__}" if learner is not None else "raw"
-    if learner is None:  # SAC on the task's features (no root x), as ``train sac`` does
-        if task is not None and task.policy_features is not None:
-            policy_input = task.policy_input_tag()
-            learner = ObservedThrough(SAC(task.policy_feature_dim, act_dim, low, high, cfg.sac),
-                                      task.policy_features, obs_dim)
-        else:
-            learner = SAC(obs_dim, act_dim, low, high, cfg.sac)
+    if learner is None:
+        learner, policy_input = default_learner(task, obs_dim, act_dim, low, high, cfg.sac)
+    else:
+        policy_input = f"custom {type(learner).__name__}"
     if (learner.obs_dim, learner.act_dim) != (obs_dim, act_dim):
         raise ConfigError(f"learner has obs/act dims {learner.obs_dim}/{learner.act_dim}, env has {obs_dim}/{act_dim}")
     batch_size = int(getattr(getattr(learner, "config", None), "batch_size", cfg.sac.batch_size))
