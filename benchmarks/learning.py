@@ -9,12 +9,13 @@
     python benchmarks/learning.py --suite halfcheetah-pets --seeds 1  # long: run in the background
     python benchmarks/learning.py --suite halfcheetah-pddm --seeds 1
     python benchmarks/learning.py --suite invpend --seeds 3 --raw-targets  # model targets in env units
+    python benchmarks/learning.py --suite pusher --seeds 5 --rebase       # refits keep the model's function
 
 Targets (issue 3): cart-pole >= 180 (of 200) by episode 10; InvertedPendulum 1000 within 3
 episodes; HalfCheetah published PETS ≈ 4200 at 50k steps. Writes
 ``benchmarks/results/learning_<suite>.json`` and ``.png``; each run's own folder is under
 ``runs/bench-learning/`` (resumable with ``--resume``); with ``--raw-targets`` the suite's name gets
-the suffix ``-raw-targets`` in both.
+the suffix ``-raw-targets`` in both, with ``--rebase`` the suffix ``-rebase``.
 """
 
 from __future__ import annotations
@@ -70,20 +71,28 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--suite", choices=sorted(SUITES), default="cartpole")
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="run seeds first-seed .. first-seed + seeds - 1; results as <suite>-from-seed<K> when K > 0")
     p.add_argument("--iterations", type=int, default=0, help="override the suite's episode count")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--raw-targets", action="store_true",
                    help="fit the model's targets (Δobs, and a learned reward) in env units "
                         "(TrainerConfig.normalize_targets=False); results as <suite>-raw-targets")
+    p.add_argument("--rebase", action="store_true",
+                   help="refits rewrite the warm-start weights for the new normalisers' units "
+                        "(TrainerConfig.rebase_on_refit=True); results as <suite>-rebase")
     args = p.parse_args(argv)
-    name = args.suite + ("-raw-targets" if args.raw_targets else "")
+    name = args.suite + ("-raw-targets" if args.raw_targets else "") + ("-rebase" if args.rebase else "")
+    name += f"-from-seed{args.first_seed}" if args.first_seed else ""
     preset, env, iters, ep_steps, target, check = SUITES[args.suite]
     iters = args.iterations or iters
     curves, seconds = [], []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         cfg = preset(env)
         if args.raw_targets:
             cfg = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, normalize_targets=False))
+        if args.rebase:
+            cfg = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, rebase_on_refit=True))
         cfg = dataclasses.replace(cfg, seed=seed, iterations=iters, episode_steps=ep_steps, video=False,
                                   resume=args.resume, out=f"runs/bench-learning/{name}/seed{seed}")
         summary = run(cfg)
@@ -93,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     arr = np.array([c[:n] for c in curves])
     med, lo, hi = np.median(arr, 0), arr.min(0), arr.max(0)
     met = [bool(check(c)) for c in curves] if check else None
-    result = {"suite": name, "env": env, "seeds": args.seeds, "target": target, "target_met_per_seed": met,
+    result = {"suite": name, "env": env, "seeds": args.seeds, "first_seed": args.first_seed, "target": target, "target_met_per_seed": met,
               "median_return_per_episode": med.tolist(), "min": lo.tolist(), "max": hi.tolist(),
               "returns_per_seed": curves, "wall_seconds_per_episode_median": _median_or_none(seconds),
               "wall_seconds_per_episode_per_seed": seconds}

@@ -5,12 +5,13 @@
 Replays the growth of a finished MPC run's replay buffer: fits its model (the run's config.json) to the first
 ``--start`` transitions, then refits every ``--every`` transitions, once with a fresh optimiser
 per fit and once passing ``FitResult.opt_state`` on. Prints per refit the epochs run, the epoch
-of the best mean holdout error, the first epoch's train loss against the previous fit's last,
+of the best mean holdout error, the first epoch's train loss against the previous fit's last (and that jump in env units),
 and the final holdout MSE; writes ``benchmarks/results/refit_<env>.json``. A fit that stops
 after patience + 1 epochs kept only its first epoch: the fresh optimiser's first steps made
 the warm-started model worse and it did not recover within the patience. Variant
 ``raw_targets`` fits Δobs in env units (``TrainerConfig.normalize_targets=False``, as PETS and
-MBPO do). ``upcoming`` scores every fit on the next ``--every`` transitions (unseen; what the next episode
+MBPO do); ``rebase`` / ``no_rebase`` rewrite the warm-start weights for each fit's new
+normalisers or read them in the new units (``TrainerConfig.rebase_on_refit``). ``upcoming`` scores every fit on the next ``--every`` transitions (unseen; what the next episode
 visits), with the elites' mean: ``scaled`` = squared error per dim over the variance of all the
 run's Δobs, median over dims; ``raw`` = squared error in env units, mean over dims (dims that
 never change left out). Note ``holdout_mse`` is in each fit's own target units, so it does not
@@ -49,14 +50,12 @@ def upcoming_errors(model: DynamicsModel, state: ModelState, upcoming: Batch, sc
             "raw": float(np.mean(err ** 2))}
 
 
-def replay(run: Path, start: int, every: int, keep_adam: bool, seed: int, raw_targets: bool = False) -> list[dict]:
+def replay(run: Path, start: int, every: int, keep_adam: bool, seed: int, overrides: dict | None = None) -> list[dict]:
     """Fit on the buffer's first ``start`` transitions, then refit every ``every``; one row per fit.
 
-    The run's own trainer settings, except that ``raw_targets`` forces targets in env units."""
+    The run's own trainer settings, with ``overrides`` (TrainerConfig fields) applied."""
     saved = json.loads((run / "config.json").read_text())  # the run's own model and trainer settings
-    trainer_cfg = TrainerConfig(**saved["trainer"])
-    if raw_targets:
-        trainer_cfg = dataclasses.replace(trainer_cfg, normalize_targets=False)
+    trainer_cfg = dataclasses.replace(TrainerConfig(**saved["trainer"]), **(overrides or {}))
     env = make_env(saved["env"])
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     task = get_task(saved["env"])
@@ -71,8 +70,12 @@ def replay(run: Path, start: int, every: int, keep_adam: bool, seed: int, raw_ta
         prefix = data.index(np.s_[:n])
         res = fit(model, state, prefix, k, trainer_cfg, opt_state=opt_state if keep_adam else None)
         mean_mse = [h["holdout_mse"] for h in res.history]  # mean over members, per epoch
+        # the loss is in the fit's target units; the same model scores E * mean_g 2 log(s_old / s_new) lower in new ones
+        units = model.cfg.ensemble_size * 2 * float(np.mean(np.log(np.asarray(res.state.target_norm.std)
+                                                                     / np.asarray(state.target_norm.std))))
         rows.append({"transitions": n, "epochs": len(res.history), "best_epoch": int(np.argmin(mean_mse)) + 1,
                      "first_train_loss": res.history[0]["train_loss"], "previous_last_train_loss": last_loss,
+                     "first_epoch_jump_env_units": None if last_loss is None else res.history[0]["train_loss"] - last_loss + units,
                      "holdout_mse": float(np.mean(res.holdout_mse)),
                      "upcoming": upcoming_errors(model, res.state, data.index(np.s_[n:n + every]), scale)
                      if n < len(data.obs) else None})
@@ -80,8 +83,10 @@ def replay(run: Path, start: int, every: int, keep_adam: bool, seed: int, raw_ta
     return rows
 
 
-VARIANTS = {"fresh_adam": (False, False), "kept_adam": (True, False), "raw_targets": (False, True)}
-"""name -> (continue Adam across fits, targets in env units instead of standardised)"""
+VARIANTS = {"fresh_adam": (False, {}), "kept_adam": (True, {}),
+            "raw_targets": (False, {"normalize_targets": False}),
+            "rebase": (False, {"rebase_on_refit": True}), "no_rebase": (False, {"rebase_on_refit": False})}
+"""name -> (continue Adam across fits, TrainerConfig fields changed from the run's own)"""
 
 
 def main() -> None:
@@ -99,13 +104,14 @@ def main() -> None:
     result = json.loads(out.read_text()) if out.exists() else {}  # variants not rerun keep their figures
     result.update({"run": str(run), "start": args.start, "every": args.every})
     for name in args.variants:
-        keep, raw = VARIANTS[name]
-        rows = replay(run, args.start, args.every, keep, args.seed, raw_targets=raw)
+        keep, overrides = VARIANTS[name]
+        rows = replay(run, args.start, args.every, keep, args.seed, overrides)
         result[name] = rows
         print(f"\n{name}: transitions, epochs, best epoch, first-epoch train loss (previous fit's last), "
               "holdout MSE (fit's own units), error on the next transitions (scaled, raw)")
         for r in rows:
-            prev = "" if r["previous_last_train_loss"] is None else f" ({r['previous_last_train_loss']:.2f})"
+            prev = "" if r["previous_last_train_loss"] is None else \
+                f" ({r['previous_last_train_loss']:.2f}; jump {r['first_epoch_jump_env_units']:.1f} in env units)"
             upcoming = "" if r.get("upcoming") is None else f" {r['upcoming']['scaled']:.4f} {r['upcoming']['raw']:.3g}"
             print(f"  {r['transitions']:6d} {r['epochs']:4d} {r['best_epoch']:4d} {r['first_train_loss']:9.2f}{prev} "
                   f"{r['holdout_mse']:.4f}{upcoming}")
@@ -114,6 +120,7 @@ def main() -> None:
         result[f"{name}_summary"] = {
             "refits": len(rows),
             "refits_keeping_only_epoch_1": sum(r["best_epoch"] == 1 for r in rows),
+            "max_first_epoch_jump_env_units": max((r["first_epoch_jump_env_units"] for r in rows), default=None),
             "median_holdout_mse": float(np.median([r["holdout_mse"] for r in rows])),
             "median_upcoming_scaled": float(np.median([u["scaled"] for u in upcoming])) if upcoming else None,
             "median_upcoming_raw": float(np.median([u["raw"] for u in upcoming])) if upcoming else None,

@@ -29,6 +29,10 @@ class Normalizer:
         std = np.where(std < min_std, 1.0, std)
         return cls(jnp.asarray(x.mean(axis=0), jnp.float32), jnp.asarray(std, jnp.float32))
 
+    def is_identity(self) -> bool:
+        """True for the unfitted normaliser (mean 0, std 1), as a fresh model state holds."""
+        return bool(jnp.all(self.mean == 0.0) & jnp.all(self.std == 1.0))
+
     def normalize(self, x: jnp.ndarray) -> jnp.ndarray:
         return (x - self.mean) / self.std
 

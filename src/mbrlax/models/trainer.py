@@ -35,6 +35,7 @@ from mbrlax.errors import ConfigError, DataError, TrainingDivergedError
 from mbrlax.models.dynamics import DynamicsModel, ModelState
 from mbrlax.models.ensemble import ensemble_forward
 from mbrlax.models.normalizer import Normalizer
+from mbrlax.models.rebase import rebase
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,13 @@ class TrainerConfig:
     (early stopping, elites) and the planner's uncertainty penalty (``particle_spread``) are in env
     units too, so large-variance dims dominate them. Measured on the light presets: worse overall
     (InvertedPendulum 0 of 3 seeds against 5 of 5; docs/benchmarks.md)."""
+    rebase_on_refit: bool = False
+    """When a fit re-fits the normalisers, rewrite the warm-start weights for the new units so the
+    model starts from its previous predictions in env units (:mod:`mbrlax.models.rebase`). False
+    (default) reads the old weights in the new units: that shocks a target that starts to move
+    (Pusher's object: first-epoch NLL jump 766 -> 29 with rebasing) but, as spreads usually grow,
+    mostly inflates the old model's variance on new data. Measured, rebasing did not help: cart-pole
+    9 of 10 seeds (10 of 10 without), Pusher median over 5 seeds worse in episodes 2-5 (docs/benchmarks.md)."""
     bootstrap: bool = True
     """Each member trains on its own resample with replacement."""
     max_seconds: float = 0.0
@@ -221,7 +229,10 @@ def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
 
     last_good = state  # what a fit that ends before its first epoch returns: the input, unchanged
     target_norm = Normalizer.fit(y) if cfg.normalize_targets else Normalizer.identity(y.shape[1])
-    state = state.replace(input_norm=Normalizer.fit(x), target_norm=target_norm)
+    if cfg.rebase_on_refit:
+        state = rebase(model, state, Normalizer.fit(x), target_norm)
+    else:
+        state = state.replace(input_norm=Normalizer.fit(x), target_norm=target_norm)
     E = model.cfg.ensemble_size
     Np = _bucket(n, cfg.batch_size)
     xn = jnp.asarray(_pad(np.asarray(state.input_norm.normalize(x)), Np))
