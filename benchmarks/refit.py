@@ -70,12 +70,14 @@ def replay(run: Path, start: int, every: int, keep_adam: bool, seed: int, overri
         prefix = data.index(np.s_[:n])
         res = fit(model, state, prefix, k, trainer_cfg, opt_state=opt_state if keep_adam else None)
         mean_mse = [h["holdout_mse"] for h in res.history]  # mean over members, per epoch
-        # the loss is in the fit's target units; the same model scores E * mean_g 2 log(s_old / s_new) lower in new ones
+        # the Gaussian loss is in the fit's target units; the same model scores E * mean_g 2 log(s_old / s_new)
+        # higher in new ones (a deterministic model's MSE scales instead, so no jump is reported for it)
         units = model.cfg.ensemble_size * 2 * float(np.mean(np.log(np.asarray(res.state.target_norm.std)
                                                                      / np.asarray(state.target_norm.std))))
         rows.append({"transitions": n, "epochs": len(res.history), "best_epoch": int(np.argmin(mean_mse)) + 1,
                      "first_train_loss": res.history[0]["train_loss"], "previous_last_train_loss": last_loss,
-                     "first_epoch_jump_env_units": None if last_loss is None else res.history[0]["train_loss"] - last_loss + units,
+                     "first_epoch_jump_env_units": None if last_loss is None or not model.cfg.probabilistic
+                     else res.history[0]["train_loss"] - last_loss + units,
                      "holdout_mse": float(np.mean(res.holdout_mse)),
                      "upcoming": upcoming_errors(model, res.state, data.index(np.s_[n:n + every]), scale)
                      if n < len(data.obs) else None})
@@ -110,8 +112,9 @@ def main() -> None:
         print(f"\n{name}: transitions, epochs, best epoch, first-epoch train loss (previous fit's last), "
               "holdout MSE (fit's own units), error on the next transitions (scaled, raw)")
         for r in rows:
-            prev = "" if r["previous_last_train_loss"] is None else \
-                f" ({r['previous_last_train_loss']:.2f}; jump {r['first_epoch_jump_env_units']:.1f} in env units)"
+            jump = r["first_epoch_jump_env_units"]
+            prev = "" if r["previous_last_train_loss"] is None else f" ({r['previous_last_train_loss']:.2f}" + \
+                ("" if jump is None else f"; jump {jump:.1f} in env units") + ")"
             upcoming = "" if r.get("upcoming") is None else f" {r['upcoming']['scaled']:.4f} {r['upcoming']['raw']:.3g}"
             print(f"  {r['transitions']:6d} {r['epochs']:4d} {r['best_epoch']:4d} {r['first_train_loss']:9.2f}{prev} "
                   f"{r['holdout_mse']:.4f}{upcoming}")
@@ -120,7 +123,8 @@ def main() -> None:
         result[f"{name}_summary"] = {
             "refits": len(rows),
             "refits_keeping_only_epoch_1": sum(r["best_epoch"] == 1 for r in rows),
-            "max_first_epoch_jump_env_units": max((r["first_epoch_jump_env_units"] for r in rows), default=None),
+            "max_first_epoch_jump_env_units": max((r["first_epoch_jump_env_units"] for r in rows
+                                                   if r["first_epoch_jump_env_units"] is not None), default=None),
             "median_holdout_mse": float(np.median([r["holdout_mse"] for r in rows])),
             "median_upcoming_scaled": float(np.median([u["scaled"] for u in upcoming])) if upcoming else None,
             "median_upcoming_raw": float(np.median([u["raw"] for u in upcoming])) if upcoming else None,

@@ -43,8 +43,8 @@ def test_rebase_keeps_predictions_in_env_units():
     np.testing.assert_array_equal(np.asarray(moved.target_norm.std), np.asarray(new_tgt.std))
 
 
-def test_a_target_that_starts_to_move_keeps_its_old_mean_and_variance():
-    """Old std 1 (a constant target) -> 1e-4: its mean head restarts at the old mean, its variance carries over."""
+def test_a_target_that_starts_to_move_restarts_its_head():
+    """Old std 1 (a constant target) -> 1e-4: mean at the old mean, unit variance in the new units, initial bounds."""
     model = DynamicsModel(EnsembleConfig(2, 1, ensemble_size=2, hidden=8, depth=2), num_elites=1)
     state = _fitted_state(model).replace(target_norm=Normalizer(jnp.zeros(2), jnp.ones(2)))
     new_tgt = Normalizer(jnp.asarray([0.0, 2e-5]), jnp.asarray([1.0, 1e-4]))
@@ -53,9 +53,35 @@ def test_a_target_that_starts_to_move_keeps_its_old_mean_and_variance():
     obs, act = jnp.ones((7, 2)), jnp.ones((7, 1))
     (m0, v0, *_), (m1, v1, *_) = _predict(model, state, obs, act), _predict(model, moved, obs, act)
     np.testing.assert_allclose(m1[..., 0], m0[..., 0], rtol=1e-4, atol=1e-6)  # unchanged dim: exact
+    np.testing.assert_allclose(v1[..., 0], v0[..., 0], rtol=1e-3)
     np.testing.assert_allclose(m1[..., 1] - np.asarray(obs)[:, 1], 0.0, atol=1e-7)  # the old normaliser's mean, 0
-    np.testing.assert_allclose(v1, v0, rtol=1e-3)
+    assert np.all((v1[..., 1] > 0.3e-8) & (v1[..., 1] <= 1e-8))  # about unit variance in the new units
+    np.testing.assert_allclose(np.asarray(moved.params["min_logvar"])[1], -10.0)
+    np.testing.assert_allclose(np.asarray(moved.params["max_logvar"])[1], 0.5)
     assert np.abs(np.asarray(moved.params["layers"][-1]["w"])).max() < 10  # no blown-up weights
+
+
+def test_an_input_whose_spread_grows_tenfold_is_frozen_at_its_old_mean():
+    model = DynamicsModel(EnsembleConfig(2, 1, ensemble_size=2, hidden=8, depth=2, probabilistic=False), num_elites=1)
+    state = _fitted_state(model)
+    grown = state.input_norm.std.at[0].multiply(100.0)
+    moved = rebase(model, state, Normalizer(state.input_norm.mean + 1.0, grown), state.target_norm)
+    np.testing.assert_array_equal(np.asarray(moved.params["layers"][0]["w"])[:, 0], 0.0)
+    # the other inputs keep their effect: same prediction as the old model with input 0 at its old mean
+    rng = np.random.default_rng(2)
+    obs, act = jnp.asarray(rng.normal(size=(20, 2)), jnp.float32), jnp.asarray(rng.normal(size=(20, 1)), jnp.float32)
+    at_old_mean = obs.at[:, 0].set(state.input_norm.mean[0])
+    np.testing.assert_allclose(_predict(model, moved, obs, act)[0][..., 1],
+                               _predict(model, state, at_old_mean, act)[0][..., 1], rtol=2e-4, atol=1e-5)
+
+
+def test_rebase_is_exact_for_a_deterministic_model():
+    model = DynamicsModel(EnsembleConfig(3, 2, ensemble_size=3, hidden=16, depth=2, probabilistic=False), num_elites=2)
+    state = _fitted_state(model)
+    moved = rebase(model, state, Normalizer(state.input_norm.mean - 0.5, state.input_norm.std * 3.0),
+                   Normalizer(state.target_norm.mean + 0.1, state.target_norm.std * 0.4))
+    obs, act = jnp.ones((5, 3)), jnp.full((5, 2), -0.5)
+    np.testing.assert_allclose(_predict(model, moved, obs, act)[0], _predict(model, state, obs, act)[0], rtol=2e-4, atol=1e-5)
 
 
 def test_an_unfitted_state_only_takes_the_new_normalisers():

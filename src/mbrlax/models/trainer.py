@@ -73,9 +73,10 @@ class TrainerConfig:
     """When a fit re-fits the normalisers, rewrite the warm-start weights for the new units so the
     model starts from its previous predictions in env units (:mod:`mbrlax.models.rebase`). False
     (default) reads the old weights in the new units: that shocks a target that starts to move
-    (Pusher's object: first-epoch NLL jump 766 -> 29 with rebasing) but, as spreads usually grow,
+    (Pusher's object: first-epoch NLL jump 766 -> 24 with rebasing) but, as spreads usually grow,
     mostly inflates the old model's variance on new data. Measured, rebasing did not help: cart-pole
-    9 of 10 seeds (10 of 10 without), Pusher median over 5 seeds worse in episodes 2-5 (docs/benchmarks.md)."""
+    9 of 10 seeds (10 of 10 without), Pusher over 5 seeds worse early, a little better late
+    (docs/benchmarks.md)."""
     bootstrap: bool = True
     """Each member trains on its own resample with replacement."""
     max_seconds: float = 0.0
