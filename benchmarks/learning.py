@@ -87,14 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     preset, env, iters, ep_steps, target, check = SUITES[args.suite]
     iters = args.iterations or iters
     curves, seconds = [], []
+    trainer_overrides = ({"normalize_targets": False} if args.raw_targets else {}) | \
+        ({"rebase_on_refit": True} if args.rebase else {})
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         cfg = preset(env)
-        if args.raw_targets:
-            cfg = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, normalize_targets=False))
-        if args.rebase:
-            cfg = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, rebase_on_refit=True))
-        cfg = dataclasses.replace(cfg, seed=seed, iterations=iters, episode_steps=ep_steps, video=False,
-                                  resume=args.resume, out=f"runs/bench-learning/{name}/seed{seed}")
+        cfg = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, **trainer_overrides), seed=seed,
+                                  iterations=iters, episode_steps=ep_steps, video=False, resume=args.resume,
+                                  out=f"runs/bench-learning/{name}/seed{seed}")
         summary = run(cfg)
         seconds.append(_seconds_per_episode(Path(cfg.out) / "metrics.csv"))
         curves.append(summary["returns"])

@@ -34,6 +34,8 @@ ACTIVATIONS: dict[str, Callable[[jnp.ndarray], jnp.ndarray]] = {
     "gelu": jax.nn.gelu,
 }
 
+INIT_MAX_LOGVAR, INIT_MIN_LOGVAR = 0.5, -10.0  # initial soft bounds of the log-variance (normalised units)
+
 
 @dataclass(frozen=True)
 class EnsembleConfig:
@@ -106,8 +108,8 @@ def init_ensemble(cfg: EnsembleConfig, key: jax.Array) -> dict:
         layers.append({"w": w.astype(jnp.float32), "b": jnp.zeros((E, 1, fan_out), jnp.float32)})
     params = {"layers": layers}
     if cfg.probabilistic:
-        params["max_logvar"] = jnp.full((cfg.gauss_dim,), 0.5, jnp.float32)
-        params["min_logvar"] = jnp.full((cfg.gauss_dim,), -10.0, jnp.float32)
+        params["max_logvar"] = jnp.full((cfg.gauss_dim,), INIT_MAX_LOGVAR, jnp.float32)
+        params["min_logvar"] = jnp.full((cfg.gauss_dim,), INIT_MIN_LOGVAR, jnp.float32)
     return params
 
 

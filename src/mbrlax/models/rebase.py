@@ -29,11 +29,10 @@ confident warm start seems to fit new data better (docs/benchmarks.md). With
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 from mbrlax.models.dynamics import DynamicsModel, ModelState
-from mbrlax.models.ensemble import init_ensemble
+from mbrlax.models.ensemble import INIT_MAX_LOGVAR, INIT_MIN_LOGVAR
 from mbrlax.models.normalizer import Normalizer
 
 MAX_RESCALE = 10.0
@@ -76,9 +75,8 @@ def rebase(model: DynamicsModel, state: ModelState, input_norm: Normalizer, targ
         lv_shift = jnp.where(keep_out, 2.0 * jnp.log(out_ratio), 0.0)
         w = w.at[..., G:2 * G].multiply(keep_out.astype(w.dtype))
         b = b.at[..., G:2 * G].set(jnp.where(keep_out, b[..., G:2 * G] + lv_shift, 0.0))
-        init = init_ensemble(cfg, jax.random.PRNGKey(0))
-        params["max_logvar"] = jnp.where(keep_out, params["max_logvar"] + lv_shift, init["max_logvar"])
-        params["min_logvar"] = jnp.where(keep_out, params["min_logvar"] + lv_shift, init["min_logvar"])
+        params["max_logvar"] = jnp.where(keep_out, params["max_logvar"] + lv_shift, INIT_MAX_LOGVAR)
+        params["min_logvar"] = jnp.where(keep_out, params["min_logvar"] + lv_shift, INIT_MIN_LOGVAR)
     layers[-1] = {"w": w, "b": b}
     params["layers"] = layers
     return state.replace(params=params, input_norm=input_norm, target_norm=target_norm)

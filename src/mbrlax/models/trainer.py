@@ -229,11 +229,12 @@ def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
         xh, yh = x, y
 
     last_good = state  # what a fit that ends before its first epoch returns: the input, unchanged
+    input_norm = Normalizer.fit(x)
     target_norm = Normalizer.fit(y) if cfg.normalize_targets else Normalizer.identity(y.shape[1])
     if cfg.rebase_on_refit:
-        state = rebase(model, state, Normalizer.fit(x), target_norm)
+        state = rebase(model, state, input_norm, target_norm)
     else:
-        state = state.replace(input_norm=Normalizer.fit(x), target_norm=target_norm)
+        state = state.replace(input_norm=input_norm, target_norm=target_norm)
     E = model.cfg.ensemble_size
     Np = _bucket(n, cfg.batch_size)
     xn = jnp.asarray(_pad(np.asarray(state.input_norm.normalize(x)), Np))
