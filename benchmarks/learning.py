@@ -8,6 +8,7 @@
     python benchmarks/learning.py --suite pusher --seeds 1
     python benchmarks/learning.py --suite halfcheetah-pets --seeds 1  # long: run in the background
     python benchmarks/learning.py --suite halfcheetah-pddm --seeds 1
+    python benchmarks/learning.py --suite halfcheetah-pets-pitch-cost --seeds 2  # planning cost on the body's pitch
     python benchmarks/learning.py --suite invpend --seeds 3 --raw-targets  # model targets in env units
     python benchmarks/learning.py --suite pusher --seeds 5 --rebase       # refits keep the model's function
 
@@ -51,8 +52,34 @@ SUITES = {
     "reacher": (presets.pets_light_preset, "Reacher-v5", 15, 0, "curve", None),
     "pusher": (presets.pets_light_preset, "Pusher-v5", 10, 0, "curve", None),
     "halfcheetah-pets": (presets.pets_light_preset, "HalfCheetah-v5", 50, 1000, "published PETS ≈ 4200 at 50k steps", None),
+    # light PETS plus a planning cost w·pitch² on the body's pitch (obs[2]): does it keep the cheetah off its back?
+    "halfcheetah-pets-pitch-cost": (lambda env: _with_state_cost(presets.pets_light_preset(env), 18, {2: 1.0}),
+                                    "HalfCheetah-v5", 50, 1000, "published PETS ≈ 4200 at 50k steps", None),
     "halfcheetah-pddm": (presets.pddm_preset, "HalfCheetah-v5", 50, 1000, "curve", None),
 }
+
+
+# envs whose body can end on its back: index of the pitch angle in the MPC loop's observation
+_PITCH_INDEX = {"HalfCheetah-v5": 2}
+
+
+def _with_state_cost(cfg, obs_dim: int, weights: dict[int, float]):
+    """``cfg`` with the planning prior ``ObjectiveConfig.state_cost`` = ``weights`` (index -> w), zero elsewhere."""
+    cost = tuple(weights.get(i, 0.0) for i in range(obs_dim))
+    return dataclasses.replace(cfg, objective=dataclasses.replace(cfg.objective, state_cost=cost))
+
+
+def _flips(buffer_file: Path, pitch_index: int, random_steps: int) -> dict:
+    """Per MPC episode in a run's replay buffer: the fraction of its steps on its back (cos(pitch) < 0)."""
+    with np.load(buffer_file) as d:
+        pitch, ends = d["obs"][:, pitch_index], d["terminated"] | d["truncated"]
+    on_back, start = [], 0
+    for end in np.flatnonzero(ends):
+        if start >= random_steps:
+            on_back.append(round(float(np.mean(np.cos(pitch[start:end + 1]) < 0)), 3))
+        start = end + 1
+    return {"fraction_of_steps_on_back": on_back, "episodes_on_back": sum(f > 0 for f in on_back),
+            "episodes_on_back_most_of_the_time": sum(f >= 0.5 for f in on_back)}
 
 
 def _seconds_per_episode(metrics: Path) -> float | None:
@@ -86,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     name += f"-from-seed{args.first_seed}" if args.first_seed else ""
     preset, env, iters, ep_steps, target, check = SUITES[args.suite]
     iters = args.iterations or iters
-    curves, seconds = [], []
+    curves, seconds, flips = [], [], []
     trainer_overrides = ({"normalize_targets": False} if args.raw_targets else {}) | \
         ({"rebase_on_refit": True} if args.rebase else {})
     for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -97,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = run(cfg)
         seconds.append(_seconds_per_episode(Path(cfg.out) / "metrics.csv"))
         curves.append(summary["returns"])
+        if env in _PITCH_INDEX:
+            flips.append(_flips(Path(cfg.out) / "checkpoint" / "buffer.npz", _PITCH_INDEX[env], cfg.random_steps))
     n = min(len(c) for c in curves)
     arr = np.array([c[:n] for c in curves])
     med, lo, hi = np.median(arr, 0), arr.min(0), arr.max(0)
@@ -104,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     result = {"suite": name, "env": env, "seeds": args.seeds, "first_seed": args.first_seed, "target": target, "target_met_per_seed": met,
               "median_return_per_episode": med.tolist(), "min": lo.tolist(), "max": hi.tolist(),
               "returns_per_seed": curves, "wall_seconds_per_episode_median": _median_or_none(seconds),
-              "wall_seconds_per_episode_per_seed": seconds}
+              "wall_seconds_per_episode_per_seed": seconds, "state_cost": list(cfg.objective.state_cost)}
+    if flips:
+        result["on_back_per_seed"] = flips
     out = Path("benchmarks/results")
     out.mkdir(parents=True, exist_ok=True)
     (out / f"learning_{name}.json").write_text(json.dumps(result, indent=2))
@@ -120,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     fig.tight_layout()
     fig.savefig(out / f"learning_{name}.png", dpi=100)
     print(f"\n{name} ({env}), {args.seeds} seeds: median return per episode {np.round(med, 1).tolist()}")
+    if flips:
+        print("MPC episodes on their back (any step / most steps) per seed: "
+              + ", ".join(f"{f['episodes_on_back']} / {f['episodes_on_back_most_of_the_time']}" for f in flips))
     print(f"target {target}: met per seed {met}; fit + episode wall time (median) {result['wall_seconds_per_episode_median']} s")
     return 0
 

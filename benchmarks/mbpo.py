@@ -179,7 +179,7 @@ def phase_times(env_id: str, k_values: list[int], repeats: int = 3, real_size: i
     D, A = env.observation_space.shape[0], env.action_space.shape[0]
     sac = SAC(D, A, low, high, cfg.sac)
     lstate = sac.init(jax.random.PRNGKey(0))
-    model = dataclasses.replace(cfg.model, predict_reward=True).build(D, A, learn_reward=task is None, task=task)
+    model = dataclasses.replace(cfg.model, predict_reward=True).build_for_task(D, A, task)
     rng = np.random.default_rng(0)
 
     # real data: random-policy transitions

@@ -59,7 +59,7 @@ def replay(run: Path, start: int, every: int, keep_adam: bool, seed: int, overri
     env = make_env(saved["env"])
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     task = get_task(saved["env"])
-    model = ModelConfig(**saved["model"]).build(obs_dim, act_dim, learn_reward=task is None, task=task)
+    model = ModelConfig(**saved["model"]).build_for_task(obs_dim, act_dim, task)
     data = ReplayBuffer.load(run / "checkpoint" / "buffer.npz").all()
     scale = (data.next_obs - data.obs).std(axis=0)  # one yardstick for every fit: all the run's data
     scale = np.where(scale > 1e-6, scale, 0.0)  # dims that never change (Pusher's goal) are not scored

@@ -54,7 +54,7 @@ def run(cfg: FitModelConfig) -> dict:
     env = make_env(cfg.env, seed=cfg.seed)
     task = get_task(cfg.env)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    model = cfg.model.build(obs_dim, act_dim, learn_reward=task is None, task=task)
+    model = cfg.model.build_for_task(obs_dim, act_dim, task)
     key = jax.random.PRNGKey(cfg.seed)
 
     t0 = time.time()

@@ -384,8 +384,7 @@ def run(cfg: MBPOConfig, learner: PolicyLearner | None = None) -> dict[str, Any]
     if (learner.obs_dim, learner.act_dim) != (obs_dim, act_dim):
         raise ConfigError(f"learner has obs/act dims {learner.obs_dim}/{learner.act_dim}, env has {obs_dim}/{act_dim}")
     batch_size = int(getattr(getattr(learner, "config", None), "batch_size", cfg.sac.batch_size))
-    model = dataclasses.replace(cfg.model, predict_reward=True).build(obs_dim, act_dim, learn_reward=task is None,
-                                                                       task=task)
+    model = dataclasses.replace(cfg.model, predict_reward=True).build_for_task(obs_dim, act_dim, task)
     rollout_fn = make_branched_rollout(model, learner, task, learned_reward=cfg.learned_reward,
                                        propagation=cfg.propagation)
     use_model = cfg.real_ratio < 1.0

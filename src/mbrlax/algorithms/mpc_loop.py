@@ -180,7 +180,7 @@ def run(cfg: MPCLoopConfig) -> dict:
     task = get_task(cfg.env)
     low, high = action_bounds(env)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    model = cfg.model.build(obs_dim, act_dim, learn_reward=task is None, task=task)
+    model = cfg.model.build_for_task(obs_dim, act_dim, task)
     planner = cfg.planner.build(low, high)
     agent = MPCAgent(planner, model, task, cfg.objective, cfg.mpc, seed=cfg.seed)
     key = jax.random.PRNGKey(cfg.seed)

@@ -43,3 +43,8 @@ class ModelConfig:
             predict_termination=self.predict_termination or learn_reward,
         )
         return DynamicsModel(cfg, num_elites=min(self.num_elites, self.ensemble_size), obs_features=features)
+
+    def build_for_task(self, obs_dim: int, act_dim: int, task=None) -> DynamicsModel:
+        """The model the algorithms plan and roll out with: it learns reward and termination exactly
+        when there is no ``task`` (an env without a known reward) to compute them."""
+        return self.build(obs_dim, act_dim, learn_reward=task is None, task=task)
