@@ -68,15 +68,16 @@ def test_particle_spread_ignores_frozen_particles():
 
 def test_terminated_particles_stop_earning_and_nan_ranks_last():
     """A model that predicts no motion; reward 1 per step, the episode ends on an action > 0.5
-    (that step still earns) and an action < -0.5 gives a NaN reward."""
+    (that step still earns), an action < -0.5 gives a NaN reward and one in [-0.5, -0.2) +inf."""
     model, state = _still_model()
     task = Task("edge", 1, 1, np.array([-1.0]), np.array([1.0]),
-                reward_fn=lambda o, a, n: jnp.where(a[..., 0] < -0.5, jnp.nan, 1.0),
+                reward_fn=lambda o, a, n: jnp.where(a[..., 0] < -0.5, jnp.nan, jnp.where(a[..., 0] < -0.2, jnp.inf, 1.0)),
                 termination_fn=lambda o, a, n: a[..., 0] > 0.5)
     objective = make_objective(model, task, ObjectiveConfig("mean", num_particles=1))(state, jnp.zeros(1))
     step1 = lambda v: jnp.zeros((4, 1)).at[1, 0].set(v)  # noqa: E731
-    returns = np.asarray(objective(jax.random.PRNGKey(0), jnp.stack([step1(0.9), step1(0.0), step1(-0.9)])))
-    assert returns[0] == 2.0 and returns[1] == 4.0 and returns[2] == -math.inf, returns
+    actions = jnp.stack([step1(0.9), step1(0.0), step1(-0.9), step1(-0.3)])
+    returns = np.asarray(objective(jax.random.PRNGKey(0), actions))
+    assert returns[0] == 2.0 and returns[1] == 4.0 and returns[2] == returns[3] == -math.inf, returns
 
 
 def test_penalty_prefers_plans_where_the_model_has_data(fitted_on_small_actions):

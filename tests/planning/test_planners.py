@@ -28,11 +28,11 @@ TARGET = np.concatenate([0.6 - 1.2 * _t, -1.5 + 1.5 * _t], axis=1).astype(np.flo
 
 
 def objective(params, key, actions):
-    """``-|actions - target|^2``; NaN wherever the first action's first entry exceeds ``thr``."""
+    """``-|actions - target|^2``; ``bad`` (NaN or +inf) wherever the first action's first entry exceeds ``thr``."""
     del key
-    target, thr = params
+    target, thr, bad = params
     returns = -jnp.sum((actions - target) ** 2, axis=(1, 2))
-    return jnp.where(actions[:, 0, 0] > thr, jnp.nan, returns)
+    return jnp.where(actions[:, 0, 0] > thr, bad, returns)
 
 
 # small settings that still solve the quadratic; (planner, plans in a row, tolerance on max |error|)
@@ -61,13 +61,13 @@ def plan_fn(name):
     return _PLAN_FNS[name]
 
 
-def run(name, thr=np.inf, seed=0, plans=None):
+def run(name, thr=np.inf, seed=0, plans=None, bad=np.nan):
     planner, n_plans, _ = CASES[name]
     state = planner.init(jax.random.PRNGKey(seed))
     target = TARGET[: planner.horizon]
     for i in range(plans or n_plans):
         actions, state, info = plan_fn(name)(state, jax.random.PRNGKey(100 * seed + i),
-                                              (target, jnp.float32(thr)))
+                                              (target, jnp.float32(thr), jnp.float32(bad)))
     return planner, np.asarray(actions), state, info
 
 
@@ -90,11 +90,12 @@ def test_quadratic_optimum(name):
     assert int(info["iterations"]) >= 1
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf], ids=["nan", "inf"])
 @pytest.mark.parametrize("name", ["rs", "cem", "icem", "mppi", "grad", "cem-grad"])
-def test_nan_returns_rank_last(name):
-    # the finite part's optimum has actions[0, 0] = 0.6 but returns are NaN wherever it is > 0:
-    # a planner that ranked NaN first would end up above 0
-    _, actions, _, info = run(name, thr=0.0)
+def test_non_finite_returns_rank_last(name, bad):
+    # the finite part's optimum has actions[0, 0] = 0.6 but returns are NaN (or +inf, a model that
+    # blew up) wherever it is > 0: a planner that ranked those first would end up above 0
+    _, actions, _, info = run(name, thr=0.0, bad=bad)
     assert actions[0, 0] <= 1e-6, (name, actions[0, 0])
     assert np.isfinite(float(info["best_return"]))
 

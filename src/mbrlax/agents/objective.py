@@ -3,7 +3,7 @@
 ``make_objective(...)(model_state, obs)`` returns ``objective(key, actions[N, H, A]) -> returns[N]``:
 each candidate is rolled out with P particles (TS1, TS∞, mean or expectation propagation),
 rewards are discounted, a particle that terminates stops earning, an optional terminal value
-is added, and the return is the particle average. NaN returns become -inf (rank last).
+is added, and the return is the particle average. NaN and +inf returns become -inf (rank last).
 An optional uncertainty penalty subtracts the particles' disagreement, so plans stay where
 the model has data, and an optional quadratic state cost acts as a planning prior (both off by
 default: PETS scores the mean return only).
@@ -95,7 +95,7 @@ def make_objective(model: DynamicsModel, task: Task | None, cfg: ObjectiveConfig
             ret = ret.reshape(N, P).mean(-1)
             if cfg.uncertainty_penalty > 0.0:
                 ret = ret - cfg.uncertainty_penalty * particle_spread(traj.obs, traj.terminated, state, N, P, cfg.discount)
-            return jnp.where(jnp.isnan(ret), -jnp.inf, ret)
+            return jnp.where(jnp.isnan(ret) | (ret == jnp.inf), -jnp.inf, ret)  # a blown-up model ranks last
 
         return objective
 

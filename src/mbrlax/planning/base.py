@@ -154,9 +154,9 @@ def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 
 
 def sanitize_returns(returns: Array) -> Array:
-    """``[N] -> [N]``: NaN becomes ``-inf`` so it ranks last; float32."""
+    """``[N] -> [N]``: NaN and ``+inf`` (a model that blew up) become ``-inf`` so they rank last; float32."""
     returns = jnp.asarray(returns, dtype=jnp.float32)
-    return jnp.where(jnp.isnan(returns), -jnp.inf, returns)
+    return jnp.where(jnp.isnan(returns) | (returns == jnp.inf), -jnp.inf, returns)
 
 
 def evaluate(objective: Objective, key: PRNGKey, actions: Array, n: int) -> Array:
