@@ -85,3 +85,28 @@ def test_inverted_pendulum_preset_plans_with_its_prior_and_without_on_request():
     assert objective(jax.random.PRNGKey(1), jnp.zeros((3, cfg.planner.horizon, 1))).shape == (3,)
     plain = pets_light_without_prior("InvertedPendulum-v5")
     assert plain.planner.name == "cem" and plain.objective.state_cost == ()
+
+
+def test_half_cheetah_light_preset_costs_the_pitch_and_the_paper_preset_does_not():
+    """Light PETS on HalfCheetah penalises only the root pitch (obs[2]) and its objective prefers an
+    upright start to a tilted one; ``pets-paper`` and the no-prior variant keep the env's reward alone."""
+    import jax
+    import jax.numpy as jnp
+
+    from mbrlax.agents.objective import make_objective
+    from mbrlax.algorithms.presets import pets_preset
+    from mbrlax.envs import get_task
+
+    cfg = pets_light_preset("HalfCheetah-v5")
+    assert len(cfg.objective.state_cost) == 18
+    assert [i for i, w in enumerate(cfg.objective.state_cost) if w > 0] == [2]
+    assert pets_preset("HalfCheetah-v5").objective.state_cost == ()
+    assert pets_light_without_prior("HalfCheetah-v5").objective.state_cost == ()
+    task = get_task("HalfCheetah-v5")
+    model = cfg.model.build_for_task(18, 6, task)
+    state = model.elite_state(model.init(jax.random.PRNGKey(0)))
+    actions = jnp.zeros((2, cfg.planner.horizon, 6))
+    with_cost, without = (make_objective(model, task, c)(state, jnp.zeros(18).at[2].set(1.2))
+                          for c in (cfg.objective, dataclasses.replace(cfg.objective, state_cost=())))
+    key = jax.random.PRNGKey(1)
+    assert float(with_cost(key, actions)[0]) < float(without(key, actions)[0]) - 1.0
