@@ -9,7 +9,6 @@
     python benchmarks/learning.py --suite halfcheetah-pets --seeds 1  # long: run in the background
     python benchmarks/learning.py --suite halfcheetah-pets-no-prior --seeds 1  # without its pitch cost
     python benchmarks/learning.py --suite halfcheetah-pddm --seeds 1
-    python benchmarks/learning.py --suite halfcheetah-pets-pitch-cost --seeds 2  # planning cost on the body's pitch
     python benchmarks/learning.py --suite invpend --seeds 3 --raw-targets  # model targets in env units
     python benchmarks/learning.py --suite pusher --seeds 5 --rebase       # refits keep the model's function
 
@@ -39,6 +38,14 @@ from mbrlax.algorithms import presets  # noqa: E402
 from mbrlax.algorithms.mpc_loop import run  # noqa: E402
 from mbrlax.utils.plots import plt  # noqa: E402
 
+# published PETS on HalfCheetah: ≈ 4200 at 50k steps (Chua et al. 2018, Fig. 3); as a level, not one episode
+_HALF_CHEETAH_TARGET = "published PETS ≈ 4200 at 50k steps: median of episodes 41-50 >= 4200"
+
+
+def _at_published_level(returns: list[float]) -> bool:
+    return len(returns) >= 50 and float(np.median(returns[40:50])) >= 4200
+
+
 # suite -> (preset function, env, iterations, episode_steps, target description, target check)
 SUITES = {
     "cartpole": (presets.pets_light_preset, "cartpole-swingup", 10, 0, ">= 180 by episode 10",
@@ -53,26 +60,17 @@ SUITES = {
     "reacher": (presets.pets_light_preset, "Reacher-v5", 15, 0, "curve", None),
     "pusher": (presets.pets_light_preset, "Pusher-v5", 10, 0, "curve", None),
     # the light preset, which on HalfCheetah plans with a cost 1.0·pitch² on the body's pitch (obs[2])
-    "halfcheetah-pets": (presets.pets_light_preset, "HalfCheetah-v5", 50, 1000, "published PETS ≈ 4200 at 50k steps", None),
+    "halfcheetah-pets": (presets.pets_light_preset, "HalfCheetah-v5", 50, 1000, _HALF_CHEETAH_TARGET, _at_published_level),
     # the same on the environment's reward alone: the light preset before the pitch cost (its figures
     # were measured as "halfcheetah-pets")
     "halfcheetah-pets-no-prior": (presets.pets_light_without_prior, "HalfCheetah-v5", 50, 1000,
-                                  "published PETS ≈ 4200 at 50k steps", None),
-    # light PETS plus a planning cost w·pitch² on the body's pitch (obs[2]): does it keep the cheetah off its back?
-    "halfcheetah-pets-pitch-cost": (lambda env: _with_state_cost(presets.pets_light_preset(env), 18, {2: 1.0}),
-                                    "HalfCheetah-v5", 50, 1000, "published PETS ≈ 4200 at 50k steps", None),
+                                  _HALF_CHEETAH_TARGET, _at_published_level),
     "halfcheetah-pddm": (presets.pddm_preset, "HalfCheetah-v5", 50, 1000, "curve", None),
 }
 
 
 # envs whose body can end on its back: index of the pitch angle in the MPC loop's observation
 _PITCH_INDEX = {"HalfCheetah-v5": 2}
-
-
-def _with_state_cost(cfg, obs_dim: int, weights: dict[int, float]):
-    """``cfg`` with the planning prior ``ObjectiveConfig.state_cost`` = ``weights`` (index -> w), zero elsewhere."""
-    cost = tuple(weights.get(i, 0.0) for i in range(obs_dim))
-    return dataclasses.replace(cfg, objective=dataclasses.replace(cfg.objective, state_cost=cost))
 
 
 def _flips(buffer_file: Path, pitch_index: int, random_steps: int) -> dict:
