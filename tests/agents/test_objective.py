@@ -66,7 +66,7 @@ def test_particle_spread_ignores_frozen_particles():
     np.testing.assert_allclose(spread, [np.std([0.0, 0.0, 5.0])], rtol=1e-5)
 
 
-def test_terminated_particles_stop_earning_and_nan_ranks_last():
+def test_terminated_particles_stop_earning_and_non_finite_ranks_last():
     """A model that predicts no motion; reward 1 per step, the episode ends on an action > 0.5
     (that step still earns), an action < -0.5 gives a NaN reward and one in [-0.5, -0.2) +inf."""
     model, state = _still_model()

@@ -88,8 +88,9 @@ def test_inverted_pendulum_preset_plans_with_its_prior_and_without_on_request():
 
 
 def test_half_cheetah_light_preset_costs_the_pitch_and_the_paper_preset_does_not():
-    """Light PETS on HalfCheetah penalises only the root pitch (obs[2]) and its objective prefers an
-    upright start to a tilted one; ``pets-paper`` and the no-prior variant keep the env's reward alone."""
+    """Light PETS on HalfCheetah penalises only the root pitch (obs[2]): from a tilted start its
+    objective scores the same plans lower than the reward alone does; ``pets-paper`` and the
+    no-prior variant keep the env's reward alone."""
     import jax
     import jax.numpy as jnp
 

@@ -48,7 +48,7 @@ _ALIVE_BONUS_PRIOR = {"InvertedPendulum-v5": ("icem", (0.3, 0.0, 0.0, 0.0))}
 # 1.0·pitch² on HalfCheetah's root pitch (obs[2]), so plans keep the body upright. Without it the
 # cheetah flips onto its back and runs there at ~1.5 m/s, a local optimum the model predicts well:
 # light PETS seed 1, 49 of 50 episodes on the back, 1310 at 51k steps (best 1483); seed 0, 11 of
-# 50, 3901 at 51k. With it, seed 1 (this machine): upright in every episode from the 6th on,
+# 50, 3901 at 51k. With it, seed 1 (2-core AMD EPYC): upright in every episode from the 5th on,
 # returns in docs/benchmarks.md. Turn it off with ``--objective.state-cost`` (no values).
 _UPRIGHT_PRIOR = {"HalfCheetah-v5": tuple(1.0 if i == 2 else 0.0 for i in range(18))}
 

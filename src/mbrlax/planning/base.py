@@ -18,7 +18,7 @@ Shared conventions
 ------------------
 - Bounds are stored as tuples of floats (hashable); ``A = len(action_low)``.
 - Actions handed to the objective and returned are always inside ``[action_low, action_high]``.
-- NaN returns rank last: every planner maps NaN to ``-inf`` before ranking or weighting.
+- NaN and ``+inf`` returns rank last: every planner maps them to ``-inf`` before ranking or weighting.
 - ``info`` always holds ``best_return`` (scalar, the best return seen), ``iterations`` (int32
   scalar, iterations or gradient steps actually run), ``mean_return`` and ``max_return``
   (``[iterations]``, mean of the finite returns and max return per iteration; NaN where an

@@ -87,7 +87,7 @@ class MPPI(BoundedPlanner):
         return self.clip(u)
 
     def weights(self, returns: Array) -> Array:
-        """``[N] -> [N]`` normalised reward weights; ``-inf`` (NaN) returns get 0."""
+        """``[N] -> [N]`` normalised reward weights; ``-inf`` (NaN, +inf) returns get 0."""
         finite = jnp.isfinite(returns)
         top = jnp.max(jnp.where(finite, returns, -jnp.inf))
         top = jnp.where(jnp.isfinite(top), top, 0.0)
