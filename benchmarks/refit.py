@@ -103,7 +103,9 @@ def main() -> None:
     if not (run / "checkpoint" / "buffer.npz").exists():
         raise SystemExit(f"{run} has no checkpoint/buffer.npz: give the folder of a finished MPC run")
     out = Path("benchmarks/results") / f"refit_{run.parent.name}.json"
-    result = json.loads(out.read_text()) if out.exists() else {}  # variants not rerun keep their figures
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    same_replay = all(previous.get(k) == v for k, v in (("run", str(run)), ("start", args.start), ("every", args.every)))
+    result = previous if same_replay else {}  # variants not rerun keep their figures only if from this same replay
     result.update({"run": str(run), "start": args.start, "every": args.every})
     for name in args.variants:
         keep, overrides = VARIANTS[name]
