@@ -23,6 +23,7 @@ from mbrlax.errors import ConfigError
 from mbrlax.models.dynamics import DynamicsModel, ModelState
 from mbrlax.models.propagation import check_propagation
 from mbrlax.models.simulator import check_reward_source, rollout
+from mbrlax.planning.base import sanitize_returns
 
 # terminal_value(obs[B, D]) -> value[B]
 TerminalValue = Callable[[jnp.ndarray], jnp.ndarray]
@@ -95,7 +96,7 @@ def make_objective(model: DynamicsModel, task: Task | None, cfg: ObjectiveConfig
             ret = ret.reshape(N, P).mean(-1)
             if cfg.uncertainty_penalty > 0.0:
                 ret = ret - cfg.uncertainty_penalty * particle_spread(traj.obs, traj.terminated, state, N, P, cfg.discount)
-            return jnp.where(jnp.isnan(ret) | (ret == jnp.inf), -jnp.inf, ret)  # a blown-up model ranks last
+            return sanitize_returns(ret)  # NaN and +inf (a blown-up model) rank last
 
         return objective
 
