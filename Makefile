@@ -2,14 +2,19 @@
 VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.docs-installed
 
-.PHONY: demo test test-all bench clean
+.PHONY: demo test test-all bench docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e ".[test]"
 	touch $(STAMP)
+
+$(DOCS_STAMP): $(STAMP)
+	$(VENV)/bin/pip install --quiet -e ".[docs]"
+	touch $(DOCS_STAMP)
 
 ## PETS on the cart-pole swing-up: learning curve, metrics, video and results in runs/pets-cartpole
 demo: $(STAMP)
@@ -28,5 +33,9 @@ bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/model.py
 	$(VENV)/bin/python benchmarks/planners.py
 
+## The documentation site, API reference from the docstrings, into site/ (warnings are errors)
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs site

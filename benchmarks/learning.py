@@ -32,11 +32,14 @@ from mbrlax.utils.sharding import request_host_devices
 
 request_host_devices()
 
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mbrlax.algorithms import presets  # noqa: E402
-from mbrlax.algorithms.mpc_loop import run  # noqa: E402
-from mbrlax.utils.plots import plt  # noqa: E402
+from mbrlax.algorithms.mpc_loop import checkpoint_buffer_path, run  # noqa: E402
 
 # published PETS on HalfCheetah: ≈ 4200 at 50k steps (Chua et al. 2018, Fig. 3); as a level, not one episode
 _HALF_CHEETAH_TARGET = "published PETS ≈ 4200 at 50k steps: median of episodes 41-50 >= 4200"
@@ -129,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds.append(_seconds_per_episode(Path(cfg.out) / "metrics.csv"))
         curves.append(summary["returns"])
         if env in _PITCH_INDEX:
-            flips.append(_flips(Path(cfg.out) / "checkpoint" / "buffer.npz", _PITCH_INDEX[env], cfg.random_steps))
+            flips.append(_flips(checkpoint_buffer_path(cfg.out), _PITCH_INDEX[env], cfg.random_steps))
     n = min(len(c) for c in curves)
     arr = np.array([c[:n] for c in curves])
     med, lo, hi = np.median(arr, 0), arr.min(0), arr.max(0)

@@ -28,6 +28,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from mbrlax.algorithms.mpc_loop import checkpoint_buffer_path
 from mbrlax.data.buffer import Batch, ReplayBuffer
 from mbrlax.envs import get_task, make_env
 from mbrlax.models.config import ModelConfig
@@ -60,7 +61,7 @@ def replay(run: Path, start: int, every: int, keep_adam: bool, seed: int, overri
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     task = get_task(saved["env"])
     model = ModelConfig(**saved["model"]).build_for_task(obs_dim, act_dim, task)
-    data = ReplayBuffer.load(run / "checkpoint" / "buffer.npz").all()
+    data = ReplayBuffer.load(checkpoint_buffer_path(run)).all()
     scale = (data.next_obs - data.obs).std(axis=0)  # one yardstick for every fit: all the run's data
     scale = np.where(scale > 1e-6, scale, 0.0)  # dims that never change (Pusher's goal) are not scored
     key = jax.random.PRNGKey(seed)
@@ -100,8 +101,8 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     args = p.parse_args()
     run = Path(args.run)
-    if not (run / "checkpoint" / "buffer.npz").exists():
-        raise SystemExit(f"{run} has no checkpoint/buffer.npz: give the folder of a finished MPC run")
+    if checkpoint_buffer_path(run) is None:
+        raise SystemExit(f"{run} has no checkpoint with a buffer.npz: give the folder of a finished MPC run")
     out = Path("benchmarks/results") / f"refit_{run.parent.name}.json"
     previous = json.loads(out.read_text()) if out.exists() else {}
     same_replay = all(previous.get(k) == v for k, v in (("run", str(run)), ("start", args.start), ("every", args.every)))

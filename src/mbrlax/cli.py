@@ -2,39 +2,66 @@
 
 Every setting of a command's config dataclass is a flag (derived with tyro). Presets: for
 commands that have them, ``--env`` picks the per-environment defaults before flags apply.
-Bad input exits with status 2 and one line naming the problem, without a traceback.
+
+Bad input exits with status 2 and one line, ``mbrlax: error: ...``, without a traceback: a
+setting out of range (each config checks its fields when it is made, naming them ``Class.field``;
+this module rewrites those names to flags such as ``--model.num-elites``), an env that cannot be
+made (checked before anything is written), a ``--resume`` that cannot continue, a corrupt or
+unwritable file (named). tyro's own parse errors (a bad number, an unknown flag) become one line too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
+import io
+import os
+import re
 import sys
-from typing import Callable
+from typing import Any, Callable
 
 from mbrlax.utils.sharding import request_host_devices
 
-# command path -> "module:ConfigClass:run_function[:preset_module.preset_function]"
+# command path -> ("module:ConfigClass:run_function[:preset_module.preset_function]", one-line description)
 # (imported lazily so start-up stays fast; a preset maps an env id to the default config)
-COMMANDS: dict[tuple[str, ...], str] = {
-    ("fit-model",): "mbrlax.algorithms.fit_model:FitModelConfig:run",
-    ("train", "pets"): "mbrlax.algorithms.mpc_loop:MPCLoopConfig:run:mbrlax.algorithms.presets.pets_light_preset",
-    ("train", "pets-paper"): "mbrlax.algorithms.mpc_loop:MPCLoopConfig:run:mbrlax.algorithms.presets.pets_preset",
-    ("train", "pddm"): "mbrlax.algorithms.mpc_loop:MPCLoopConfig:run:mbrlax.algorithms.presets.pddm_preset",
-    ("train", "rs-mpc"): "mbrlax.algorithms.mpc_loop:MPCLoopConfig:run:mbrlax.algorithms.presets.rs_mpc_preset",
-    ("train", "grad-mpc"): "mbrlax.algorithms.mpc_loop:MPCLoopConfig:run:mbrlax.algorithms.presets.grad_mpc_preset",
-    ("train", "sac"): "mbrlax.algorithms.sac_train:SACTrainConfig:train_sac",
-    ("train", "mbpo"): "mbrlax.algorithms.mbpo:MBPOConfig:run:mbrlax.algorithms.mbpo.mbpo_preset",
-    ("demo", "maze"): "mbrlax.demos.maze:MazeDemoConfig:run",
-    ("demo", "cliff"): "mbrlax.demos.cliff:CliffDemoConfig:run",
-    ("demo", "loop"): "mbrlax.demos.loop:LoopDemoConfig:run",
-    ("demo", "planners"): "mbrlax.demos.planners:PlannersDemoConfig:run",
+_MPC = "mbrlax.algorithms.mpc_loop:MPCLoopConfig:run:mbrlax.algorithms.presets."
+COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
+    ("fit-model",): ("mbrlax.algorithms.fit_model:FitModelConfig:run",
+                     "Fit a dynamics model on random-policy data and measure its multi-step error."),
+    ("train", "pets"): (_MPC + "pets_light_preset",
+                        "Light PETS (CEM, TS∞, probabilistic ensemble): the paper's structure, minutes on 2 cores."),
+    ("train", "pets-paper"): (_MPC + "pets_preset",
+                              "PETS with the paper's settings (Chua et al. 2018): population 500, 20 particles."),
+    ("train", "pddm"): (_MPC + "pddm_preset",
+                        "PDDM (Nagabandi et al. 2020): deterministic ensemble, filtered MPPI."),
+    ("train", "rs-mpc"): (_MPC + "rs_mpc_preset",
+                          "Random-shooting MPC with one deterministic model (Nagabandi et al. 2018)."),
+    ("train", "grad-mpc"): (_MPC + "grad_mpc_preset",
+                            "MPC planning by backprop through a deterministic ensemble, started from a short CEM."),
+    ("train", "sac"): ("mbrlax.algorithms.sac_train:SACTrainConfig:train_sac",
+                       "Model-free soft actor-critic (Haarnoja et al. 2018)."),
+    ("train", "mbpo"): ("mbrlax.algorithms.mbpo:MBPOConfig:run:mbrlax.algorithms.mbpo.mbpo_preset",
+                        "MBPO (Janner et al. 2019): SAC on short rollouts of a learned ensemble."),
+    ("demo", "maze"): ("mbrlax.demos.maze:MazeDemoConfig:run", "Coverage and model fidelity in the point maze."),
+    ("demo", "cliff"): ("mbrlax.demos.cliff:CliffDemoConfig:run",
+                        "Distribution mismatch on the cliff, and data aggregation."),
+    ("demo", "loop"): ("mbrlax.demos.loop:LoopDemoConfig:run",
+                       "Open- versus closed-loop MPC, with and without warm start, under model error."),
+    ("demo", "planners"): ("mbrlax.demos.planners:PlannersDemoConfig:run",
+                           "Gradient-based versus sampling-based planners on a point mass with a known optimum."),
 }
 
+class _UsageError(Exception):
+    """Bad command line outside a config (unknown command, a flag tyro rejects): exit 2."""
 
-def _usage() -> str:
-    lines = ["usage: mbrlax COMMAND [NAME] [--flags]   (add --help to any command for its flags)", "commands:"]
-    lines += [f"  mbrlax {' '.join(path)}" for path in COMMANDS]
+
+def _usage(group: str | None = None) -> str:
+    paths = [p for p in COMMANDS if group is None or p[0] == group]
+    head = f"usage: mbrlax {group} NAME [--flags]" if group else "usage: mbrlax COMMAND [NAME] [--flags]"
+    width = max(len(" ".join(p)) for p in paths)
+    lines = [f"{head}   (add --help to any command for its flags)", "commands:"]
+    lines += [f"  mbrlax {' '.join(p):<{width}}  {COMMANDS[p][1]}" for p in paths]
     return "\n".join(lines)
 
 
@@ -52,42 +79,186 @@ def _resolve(argv: list[str]) -> tuple[tuple[str, ...], list[str]]:
         path = tuple(argv[:n])
         if path in COMMANDS:
             return path, argv[n:]
-    raise SystemExit(f"mbrlax: error: unknown command {' '.join(argv[:2]) or '(none)'!r}\n{_usage()}")
+    groups = sorted({p[0] for p in COMMANDS if len(p) > 1})
+    if argv[0] in groups:
+        names = ", ".join(p[1] for p in COMMANDS if p[0] == argv[0])
+        if len(argv) == 1 or argv[1].startswith("-"):
+            raise _UsageError(f"'mbrlax {argv[0]}' needs a command name: {names}")
+        raise _UsageError(f"unknown command 'mbrlax {argv[0]} {argv[1]}'; 'mbrlax {argv[0]}' commands: {names}")
+    raise _UsageError(f"unknown command {argv[0]!r}; commands: "
+                      + ", ".join(" ".join(p) for p in COMMANDS) + " (mbrlax --help describes them)")
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _flag_prefixes(config: Any) -> dict[str, str]:
+    """Config class name -> its flag prefix in this command (``ModelConfig`` -> ``model.``)."""
+    found: dict[str, list[str]] = {}
+
+    def walk(obj: Any, prefix: str) -> None:
+        found.setdefault(type(obj).__name__, []).append(prefix)
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value) and not isinstance(value, type):
+                walk(value, f"{prefix}{f.name}.")
+
+    walk(config, "")
+    return {cls: prefixes[0] for cls, prefixes in found.items() if len(prefixes) == 1}  # ambiguous: keep Class.field
+
+
+def _as_flags(message: str, prefixes: dict[str, str]) -> str:
+    """``ModelConfig.num_elites`` -> ``--model.num-elites`` for the config classes of this command."""
+    def flag(m: re.Match) -> str:
+        if m.group(1) not in prefixes:
+            return m.group(0)
+        return f"--{prefixes[m.group(1)]}{m.group(2)}".replace("_", "-")
+
+    return re.sub(r"\b([A-Z][A-Za-z0-9]*)\.([a-z_][a-z0-9_]*)\b", flag, message)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _tyro_message(text: str) -> str | None:
+    """The message of a tyro error, as one line (None if there is none).
+
+    tyro draws a box on a terminal (``╭─ title ─╮``, then ``│ message │``, a rule, details) and
+    plain text otherwise (the title, a rule, the message, a rule, details).
+    """
+    sections: list[list[str]] = [[]]
+    raw_lines = _ANSI.sub("", text).splitlines()
+    boxed = any(line.strip().startswith("╭") for line in raw_lines)
+    for raw in raw_lines:
+        line = raw.strip().strip("│|").strip()
+        if raw.strip().startswith(("╭", "╰")) or (line and set(line) <= set("─-━ ")):
+            sections.append([])
+        elif line:
+            sections[-1].append(line)
+    sections = [sec for sec in sections if sec]
+    body = sections[0 if boxed else 1] if len(sections) > (0 if boxed else 1) else []
+    msg = " ".join(body)
+    return msg[len("Error parsing "):] if msg.startswith("Error parsing ") else (msg or None)
+
+
+def _mbrlax_error_in(exc: BaseException):
+    """The MbrlaxError a tyro SystemExit was raised while handling (a config's ``__post_init__``), if any."""
+    from mbrlax.errors import MbrlaxError
+
+    seen = exc.__context__
+    while seen is not None:
+        if isinstance(seen, MbrlaxError):
+            return seen
+        seen = seen.__context__
+    return None
+
+
+def _parse(path: tuple[str, ...], rest: list[str], prefixes: dict[str, str]):
+    """``(config, run_function, module)`` from the command line (SystemExit(0) for --help);
+    fills ``prefixes`` with the config classes' flag prefixes as soon as they are known."""
+    import tyro
+
+    spec, description = COMMANDS[path]
+    module_name, cls_name, run_name, *preset = spec.split(":")
+    module = importlib.import_module(module_name)
+    config_cls = getattr(module, cls_name)
+    run: Callable = getattr(module, run_name)
+    default = config_cls()
+    env = _find_env(rest)
+    if preset:
+        preset_module, preset_fn = preset[0].rsplit(".", 1)
+        default = getattr(importlib.import_module(preset_module), preset_fn)(env or default.env)
+    elif env is not None and "env" in {f.name for f in dataclasses.fields(config_cls)}:
+        default = dataclasses.replace(default, env=env)
+    prefixes.update(_flag_prefixes(default))
+    prog = f"mbrlax {' '.join(path)}"
+    captured = io.StringIO()  # tyro's error boxes; replayed unless they become one line
+    try:
+        with contextlib.redirect_stderr(captured):
+            cfg = tyro.cli(config_cls, args=rest, default=default, prog=prog, description=description)
+    except SystemExit as e:
+        cause = _mbrlax_error_in(e)  # tyro wraps a config's ConfigError in its own box: use ours
+        if cause is not None:
+            raise cause.with_traceback(None) from None
+        message = _tyro_message(captured.getvalue()) if e.code not in (0, None) else None
+        if message is None:
+            sys.stderr.write(captured.getvalue())
+            raise
+        raise _UsageError(f"{message} (see {prog} --help)") from None
+    sys.stderr.write(captured.getvalue())
+    return cfg, run, module
+
+
+def _before_run(cfg: Any, module: Any) -> Any:
+    """Checks that need the file system or the env, before the run writes anything.
+
+    ``--resume`` is checked against the command module's ``CHECKPOINT_FILE`` (the file whose
+    presence in ``out`` marks a checkpoint); a module without one is not checked here."""
+    from mbrlax.utils.validate import check_env, check_resume, check_writable_dir
+
+    if isinstance(getattr(cfg, "out", None), str):
+        check_writable_dir(cfg.out)
+    if isinstance(getattr(cfg, "env", None), str):
+        check_env(cfg.env)
+    if getattr(cfg, "resume", False):
+        marker = getattr(module, "CHECKPOINT_FILE", None)
+        if marker is not None and not check_resume(cfg.out, marker):
+            cfg = dataclasses.replace(cfg, resume=False)
+    return cfg
+
+
+def _os_error_line(e: OSError) -> str:
+    where = e.filename if e.filename is not None else ""
+    if e.filename2 is not None:
+        where = f"{where} -> {e.filename2}"
+    return f"{e.strerror or type(e).__name__}: {where}" if where else str(e)
+
+
+def _error(message: str) -> int:
+    print(f"mbrlax: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
-    path, rest = _resolve(argv)
-    request_host_devices()  # both cores for batched model evaluation (before JAX starts)
-    module_name, cls_name, run_name, *preset = COMMANDS[path].split(":")
+    if len(argv) >= 2 and argv[1] in ("-h", "--help") and argv[0] in {p[0] for p in COMMANDS if len(p) > 1}:
+        print(_usage(argv[0]))
+        return 0
+    from mbrlax.errors import MbrlaxError
+
+    prefixes: dict[str, str] = {}
     try:
-        import tyro
-
-        from mbrlax.errors import MbrlaxError
-
-        module = importlib.import_module(module_name)
-        config_cls = getattr(module, cls_name)
-        run: Callable = getattr(module, run_name)
-        default = config_cls()
-        env = _find_env(rest)
-        if preset:
-            preset_module, preset_fn = preset[0].rsplit(".", 1)
-            default = getattr(importlib.import_module(preset_module), preset_fn)(env or default.env)
-        elif env is not None and "env" in {f.name for f in dataclasses.fields(config_cls)}:
-            default = dataclasses.replace(default, env=env)
-        cfg = tyro.cli(config_cls, args=rest, default=default, prog=f"mbrlax {' '.join(path)}",
-                       description=(config_cls.__doc__ or "").strip().splitlines()[0] if config_cls.__doc__ else None)
+        path, rest = _resolve(argv)
+        request_host_devices()  # both cores for batched model evaluation (before JAX starts)
+        cfg, run, module = _parse(path, rest, prefixes)
+        cfg = _before_run(cfg, module)
         run(cfg)
+    except SystemExit as e:  # tyro's --help (0), or an error it printed itself
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    except _UsageError as e:
+        return _error(str(e))
     except MbrlaxError as e:
-        print(f"mbrlax: error: {e}", file=sys.stderr)
-        return 2
+        return _error(_as_flags(str(e), prefixes))
+    except BrokenPipeError:
+        raise
+    except OSError as e:  # an unwritable --out, a full disk, a missing or unreadable file: name it
+        return _error(_os_error_line(e))
     except KeyboardInterrupt:
         print("mbrlax: interrupted; the last checkpoint in the output folder is intact", file=sys.stderr)
         return 130
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``mbrlax ARGS``; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe (``mbrlax ... --help | head``) surfaces here, not at exit
+        return code
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141  # 128 + SIGPIPE, as a shell reports a process killed by a closed pipe
 
 
 if __name__ == "__main__":

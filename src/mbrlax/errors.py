@@ -6,11 +6,15 @@ class MbrlaxError(Exception):
 
 
 class ConfigError(MbrlaxError, ValueError):
-    """A setting, env id, shape or action space that cannot work."""
+    """A setting, env id, shape or action space that cannot work.
+
+    A config's check names the setting as ``Class.field`` (:mod:`mbrlax.utils.validate`); the CLI
+    shows that as the flag (``ModelConfig.num_elites`` -> ``--model.num-elites``).
+    """
 
 
 class DataError(MbrlaxError, ValueError):
-    """A corrupt, mismatched or unreadable file."""
+    """A corrupt, mismatched or unreadable file (the message names it)."""
 
 
 class TrainingDivergedError(MbrlaxError, FloatingPointError):

@@ -20,7 +20,7 @@ def test_short_pets_run_beats_random_data(tmp_path):
     random_return = float(next(r["return"] for r in _rows(tmp_path) if r["policy"] == "random"))
     # random swinging keeps the tip low: about -5 over 100 steps; a learned swing-up earns tens
     assert max(rows) > random_return + 20, (random_return, rows)
-    assert (tmp_path / "learning_curve.png").exists() and (tmp_path / "checkpoint" / "model.ckpt").exists()
+    assert (tmp_path / "learning_curve.png").exists() and (tmp_path / "checkpoint.json").exists()
     mpc_rows = [r for r in _rows(tmp_path) if r["policy"] == "mpc"]
     assert all(math.isfinite(float(r["planned_return_median"])) and math.isfinite(float(r["achieved_return_median"]))
                for r in mpc_rows)

@@ -13,24 +13,44 @@ from mbrlax.models.propagation import propagate_step
 from mbrlax.models.simulator import rollout
 
 
-def constant_members(E=3, probabilistic=False):
-    """Member e adds e to the observation, whatever the input (weights zeroed, bias = e)."""
+def constant_members(E=3, probabilistic=False, logvar=-20.0):
+    """Member e adds e to the observation, whatever the input (weights zeroed, bias = e); a
+    probabilistic model has log-variance ``logvar`` (clipped to the bounds; -20: std e^-5)."""
     model = DynamicsModel(EnsembleConfig(1, 1, ensemble_size=E, hidden=4, depth=1, probabilistic=probabilistic), num_elites=E)
     state = model.init(jax.random.PRNGKey(0))
     layers = [dict(l) for l in state.params["layers"]]
     layers[-1]["w"] = jnp.zeros_like(layers[-1]["w"])
     bias = jnp.zeros_like(layers[-1]["b"]).at[:, 0, 0].set(jnp.arange(E, dtype=jnp.float32))
     if probabilistic:
-        bias = bias.at[:, 0, 1].set(-20.0)  # tiny variance
+        bias = bias.at[:, 0, 1].set(logvar)
     layers[-1]["b"] = bias
     return model, state.replace(params={**state.params, "layers": layers})
 
 
+def _steps(model, state, method, B=12, T=5):
+    """``obs[B]`` after T steps from 0 (member e adds e per step), one key per step (one compile)."""
+    def run(state):
+        obs = jnp.zeros((B, 1))
+        for t in range(T):
+            obs = propagate_step(model, state, obs, jnp.zeros((B, 1)), jax.random.PRNGKey(t), method).next_obs
+        return obs[:, 0]
+    return np.asarray(jax.jit(run)(state))
+
+
 def test_tsinf_keeps_each_particle_on_its_member():
-    model, state = constant_members()
-    obs = jnp.zeros((6, 1))
-    out = propagate_step(model, state, obs, jnp.zeros((6, 1)), jax.random.PRNGKey(0), "mean")
-    np.testing.assert_allclose(out.next_obs[:, 0], [0, 1, 2, 0, 1, 2])
+    """TS∞: particle i stays with member i % M for the whole rollout, and is sampled (std 0.05 a step)."""
+    model, state = constant_members(probabilistic=True, logvar=2 * np.log(0.05))
+    x = _steps(model, state, "tsinf")
+    own = 5.0 * (np.arange(12) % 3)  # 5 steps on member i % 3
+    noise = x - own
+    assert np.abs(noise).max() < 0.5, x  # TS1 would move particles across members: sums like 0+1+2+...
+    assert 0.05 < noise.std() < 0.25, noise  # sampled: sqrt(5) x 0.05 ~ 0.11, not the mean
+    assert len(set(np.round(noise, 6))) == 12  # each particle its own noise
+
+
+def test_mean_keeps_each_particle_on_its_member_without_sampling():
+    model, state = constant_members(probabilistic=True, logvar=2 * np.log(0.05))
+    np.testing.assert_allclose(_steps(model, state, "mean"), 5.0 * (np.arange(12) % 3), atol=1e-5)
 
 
 def test_ts1_resamples_members_every_step():

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 
 import jax
@@ -17,8 +18,8 @@ import numpy as np
 
 from mbrlax.agents.objective import ObjectiveConfig, TerminalValue, make_objective
 from mbrlax.envs.task import Task
-from mbrlax.errors import ConfigError
 from mbrlax.models.dynamics import DynamicsModel, ModelState
+from mbrlax.utils.validate import check_range
 
 
 @dataclass(frozen=True)
@@ -31,12 +32,14 @@ class MPCConfig:
     """Start each plan from the previous solution shifted in time."""
 
     def __post_init__(self):
-        if self.replan_every < 1:
-            raise ConfigError(f"replan_every must be >= 1, got {self.replan_every}")
+        check_range(self, "replan_every", ge=1)
 
 
 class MPCAgent:
     """Owns a planner, a model's (elite) state and a task; ``act(obs)`` returns one action ``[A]``."""
+
+    SLOW_PLAN_SECONDS = 1.0  # a plan after warm-up slower than this prints a one-time notice
+    _slow_noticed = False
 
     def __init__(self, planner, model: DynamicsModel, task: Task | None, objective: ObjectiveConfig = ObjectiveConfig(),
                  cfg: MPCConfig = MPCConfig(), seed: int = 0, terminal_value: TerminalValue | None = None):
@@ -55,6 +58,18 @@ class MPCAgent:
     def set_model(self, state: ModelState) -> None:
         """Plan with the elites of this (newly trained) model state."""
         self._model_state = self.model.elite_state(state)
+
+    def rng_state(self) -> dict:
+        """The agent's random state between episodes, a pytree for a checkpoint: its key and the
+        planner's state. (Within an episode the stored plan and cursor matter too; the loops
+        checkpoint between episodes, where :meth:`reset` forgets them.)"""
+        return {"key": self._key, "planner": self._planner_state}
+
+    def restore_rng_state(self, state: dict) -> None:
+        """Continue from :meth:`rng_state` (template for loading it: a fresh agent's ``rng_state()``)."""
+        self._key, self._planner_state = state["key"], state["planner"]
+        self._actions, self._cursor, self._step = None, 0, 0
+        self.planned = []
 
     def reset(self) -> None:
         """Forget the current plan (call at the start of every episode)."""
@@ -79,10 +94,14 @@ class MPCAgent:
                     self._planner_state = self.planner.init(k)
             self._key, k = jax.random.split(self._key)
             t0 = time.perf_counter()
-            actions, self._planner_state, info = self._plan(self._planner_state, self._model_state,
-                                                            jnp.asarray(obs, jnp.float32), k)
+            actions, planner_state, info = self._plan(self._planner_state, self._model_state,
+                                                      jnp.asarray(obs, jnp.float32), k)
+            # kept on the host: the next plan then sees the placement ``init``'s state had, not the
+            # plan's multi-device output placement, which cost a second compile of the plan per agent
+            self._planner_state = jax.device_get(planner_state)
             self._actions = np.asarray(actions)
             self.plan_seconds.append(time.perf_counter() - t0)
+            self._notice_if_slow()
             self.last_info = info
             self.planned.append((self._step, float(info["best_return"])))
             self._cursor = 0
@@ -90,3 +109,13 @@ class MPCAgent:
         self._cursor += 1
         self._step += 1
         return action
+
+    def _notice_if_slow(self) -> None:
+        """Once per agent: say so when a plan after the first (which compiles) is slow, and how to get light settings."""
+        if self._slow_noticed or len(self.plan_seconds) < 2 or self.plan_seconds[-1] <= self.SLOW_PLAN_SECONDS:
+            return
+        self._slow_noticed = True
+        warnings.warn(f"mbrlax: one plan took {self.plan_seconds[-1]:.1f} s; the library's defaults are the paper's "
+                      "sizes. Light settings (~0.1 s per plan on 2 CPU cores): cfg = mbrlax.pets_light_preset(env_id), "
+                      "then MPCAgent(cfg.planner.build(low, high), model, task, cfg.objective) with the model from "
+                      "cfg.model (the CLI: mbrlax train pets). See docs/getting-started.md.", stacklevel=3)

@@ -21,9 +21,10 @@ import jax.numpy as jnp
 from mbrlax.envs.task import Task
 from mbrlax.errors import ConfigError
 from mbrlax.models.dynamics import DynamicsModel, ModelState
-from mbrlax.models.propagation import check_propagation
+from mbrlax.models.propagation import PROPAGATIONS
 from mbrlax.models.simulator import check_reward_source, rollout
 from mbrlax.planning.base import sanitize_returns
+from mbrlax.utils.validate import check_choice, check_range, setting
 
 # terminal_value(obs[B, D]) -> value[B]
 TerminalValue = Callable[[jnp.ndarray], jnp.ndarray]
@@ -40,13 +41,9 @@ class ObjectiveConfig:
     discount: float = 1.0
     """Per-step discount of imagined rewards."""
     uncertainty_penalty: float = 0.0
-    """λ: per step, subtract λ × the particles' spread of predicted states (std across a
-    candidate's particles, in units of the model's Δobs std, averaged over state dims). 0 = off."""
+    """λ >= 0: per step, subtract λ × the spread of the candidate's particles (0: off; docs/settings.md)."""
     state_cost: tuple[float, ...] = ()
-    """Weights w[D] of a quadratic state cost: each imagined step earns reward - Σ_d w_d next_obs_d²
-    while the particle is alive. A planning prior, not the environment's reward: for alive-bonus
-    tasks whose reward ties every plan that survives the horizon (InvertedPendulum: the cart
-    drifts to the rail just beyond it). Keep it below the alive bonus, or dying pays. () = off."""
+    """Weights w[D] >= 0 of a quadratic state cost, a planning prior (() or all 0: off; docs/settings.md)."""
 
     @property
     def has_state_cost(self) -> bool:
@@ -54,21 +51,21 @@ class ObjectiveConfig:
         return any(self.state_cost)
 
     def __post_init__(self):
-        check_propagation(self.propagation)
-        if self.num_particles < 1 or not 0.0 < self.discount <= 1.0:
-            raise ConfigError(f"need num_particles >= 1 and discount in (0, 1], got {self}")
+        check_choice(self, "propagation", PROPAGATIONS)
+        check_range(self, "num_particles", ge=1)
+        check_range(self, "discount", gt=0, le=1)
         try:
             object.__setattr__(self, "state_cost", tuple(float(w) for w in self.state_cost))  # hashable
-        except TypeError:
-            raise ConfigError(f"state_cost must be one weight per observation dim, got {self.state_cost!r}") from None
-        if any(not (math.isfinite(w) and w >= 0.0) for w in self.state_cost):
-            raise ConfigError(f"state_cost weights must be finite and >= 0, got {self.state_cost}")
-        if self.uncertainty_penalty < 0.0:
-            raise ConfigError(f"uncertainty_penalty must be >= 0, got {self.uncertainty_penalty}")
+        except (TypeError, ValueError):
+            raise ConfigError(f"{setting(self, 'state_cost')} {self.state_cost!r} must be numbers, "
+                              "one weight per observation dim") from None
+        if not all(math.isfinite(w) and w >= 0.0 for w in self.state_cost):
+            raise ConfigError(f"{setting(self, 'state_cost')} weights must be finite and >= 0, got {self.state_cost}")
+        check_range(self, "uncertainty_penalty", ge=0)
         if self.uncertainty_penalty > 0.0 and (self.propagation == "expectation" or self.num_particles < 2):
-            raise ConfigError("uncertainty_penalty measures the spread of a candidate's particles: it needs "
-                              f"num_particles >= 2 and ts1/tsinf/mean propagation, got {self.num_particles} "
-                              f"particles with {self.propagation}")
+            raise ConfigError(f"{setting(self, 'uncertainty_penalty')} > 0 measures the spread of a candidate's particles: "
+                              f"it needs {setting(self, 'num_particles')} >= 2 (got {self.num_particles}) and "
+                              f"{setting(self, 'propagation')} ts1, tsinf or mean (got {self.propagation!r})")
 
 
 def make_objective(model: DynamicsModel, task: Task | None, cfg: ObjectiveConfig = ObjectiveConfig(),

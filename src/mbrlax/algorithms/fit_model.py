@@ -21,6 +21,7 @@ from mbrlax.models.trainer import TrainerConfig, fit
 from mbrlax.utils.checkpoint import save_pytree
 from mbrlax.utils.plots import plot_learning_curve
 from mbrlax.utils.run_logger import RunLogger
+from mbrlax.utils.validate import check_nonempty, check_range, check_seed
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,11 @@ class FitModelConfig:
     """Longest open-loop prediction horizon evaluated."""
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def __post_init__(self):
+        check_nonempty(self, "env", "out")
+        check_seed(self)
+        check_range(self, "transitions", "num_envs", "eval_episodes", "eval_episode_steps", "horizon", ge=1)
 
 
 def run(cfg: FitModelConfig) -> dict:

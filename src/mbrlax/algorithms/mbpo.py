@@ -46,9 +46,7 @@ its holdout error, so sampled imagined steps are far noisier than the determinis
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import shutil
 import time
 import warnings
 from contextlib import contextmanager
@@ -69,14 +67,15 @@ from mbrlax.envs import action_bounds, get_task, make_env, resolve_env_id
 from mbrlax.envs.task import Task
 from mbrlax.errors import ConfigError, DataError, TrainingDivergedError
 from mbrlax.models.config import ModelConfig
-from mbrlax.models.propagation import check_propagation
+from mbrlax.models.propagation import PROPAGATIONS
 from mbrlax.models.trainer import TrainerConfig, fit
-from mbrlax.utils.atomic import atomic_write
-from mbrlax.utils.checkpoint import check_same_policy_input, load_pytree, save_pytree
+from mbrlax.utils.checkpoint import check_same_policy_input, find_checkpoint, load_pytree, save_checkpoint
 from mbrlax.utils.plots import plot_learning_curve
 from mbrlax.utils.run_logger import RunLogger
+from mbrlax.utils.validate import check_choice, check_nonempty, check_range, check_seed, setting
 
 _POINTER = "checkpoint.json"
+CHECKPOINT_FILE = _POINTER  # its presence in ``out`` marks a checkpoint (the CLI's --resume check)
 PHASES = ("env", "model", "rollout", "policy", "eval")
 
 
@@ -132,19 +131,18 @@ class MBPOConfig:
     """Show a tqdm progress bar."""
 
     def __post_init__(self):
-        for name in ("epochs", "epoch_length", "model_train_freq", "rollout_batch_size", "retain_epochs",
-                     "updates_per_step", "eval_episodes", "buffer_capacity"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"MBPOConfig.{name} must be > 0, got {getattr(self, name)}")
-        if self.init_steps < 1:
-            raise ConfigError(f"MBPOConfig.init_steps must be >= 1 (rollouts branch from real states), got {self.init_steps}")
-        if not 0.0 <= self.real_ratio <= 1.0:
-            raise ConfigError(f"MBPOConfig.real_ratio must be in [0, 1], got {self.real_ratio}")
+        check_nonempty(self, "env", "out")
+        check_seed(self)
+        check_range(self, "epochs", "epoch_length", "model_train_freq", "rollout_batch_size", "retain_epochs",
+                    "updates_per_step", "eval_episodes", "buffer_capacity", ge=1)
+        check_range(self, "init_steps", ge=1)  # rollouts branch from real states
+        check_range(self, "real_ratio", ge=0, le=1)
         sched = tuple(self.rollout_schedule)
-        if len(sched) != 4 or sched[2] < 1 or sched[3] < 1 or sched[1] < sched[0]:
-            raise ConfigError(f"MBPOConfig.rollout_schedule must be [epoch_a, epoch_b >= epoch_a, k_a >= 1, k_b >= 1], "
-                              f"got {self.rollout_schedule}")
-        check_propagation(self.propagation)
+        if (len(sched) != 4 or min(sched) < 0
+                or sched[2] < 1 or sched[3] < 1 or sched[1] < sched[0]):
+            raise ConfigError(f"{setting(self, 'rollout_schedule')} must be [epoch_a >= 0, epoch_b >= epoch_a, k_a >= 1, "
+                              f"k_b >= 1], got {self.rollout_schedule}")
+        check_choice(self, "propagation", PROPAGATIONS)
 
 
 # ------------------------------------------------------------------------------------ presets
@@ -296,31 +294,18 @@ def evaluate_policy(learner: PolicyLearner, state, envs: list, seed: int) -> np.
 def _save_checkpoint(out: Path, epoch: int, learner_state, model_state, real: ReplayBuffer, model_buf: ModelBuffer,
                      loop: dict) -> None:
     """Write ``out/ckpt/epoch_N`` completely, then point ``checkpoint.json`` at it, then drop older folders."""
-    rel = Path("ckpt") / f"epoch_{epoch:05d}"
-    folder = out / rel
-    folder.mkdir(parents=True, exist_ok=True)
-    save_pytree(folder / "learner.msgpack", learner_state)
-    save_pytree(folder / "model.msgpack", model_state)
-    real.save(folder / "real_buffer.npz")
-    model_buf.save(folder / "model_buffer.npz")
-    atomic_write(folder / "loop.json", lambda f: f.write(json.dumps(loop).encode()))
-    pointer = json.dumps({"path": str(rel), "epoch": epoch, "env_steps": loop["env_steps"]}).encode()
-    atomic_write(out / _POINTER, lambda f: f.write(pointer))
-    for old in (out / "ckpt").iterdir():
-        if old.name != rel.name:
-            shutil.rmtree(old, ignore_errors=True)
+    save_checkpoint(out, f"epoch_{epoch:05d}", loop,
+                    trees={"learner.msgpack": learner_state, "model.msgpack": model_state},
+                    files={"real_buffer.npz": real, "model_buffer.npz": model_buf},
+                    pointer={"epoch": epoch, "env_steps": loop["env_steps"]})
 
 
 def _load_checkpoint(out: Path, learner_template, model_template, real_capacity: int):
     """``(learner_state, model_state, real, model_buf, loop)`` of the checkpoint, or None if there is none."""
-    pointer = out / _POINTER
-    if not pointer.exists():
+    found = find_checkpoint(out)  # DataError naming a corrupt pointer or loop.json
+    if found is None:
         return None
-    try:
-        folder = out / json.loads(pointer.read_text())["path"]
-        loop = json.loads((folder / "loop.json").read_text())
-    except (OSError, ValueError, KeyError) as e:
-        raise DataError(f"checkpoint in {out} is unreadable ({type(e).__name__}: {e})") from e
+    folder, loop = found
     learner_state = load_pytree(folder / "learner.msgpack", learner_template)
     model_state = load_pytree(folder / "model.msgpack", model_template)
     real = ReplayBuffer.load(folder / "real_buffer.npz", capacity=real_capacity)

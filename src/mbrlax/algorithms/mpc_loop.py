@@ -8,18 +8,25 @@
 Presets are data: the same loop runs PETS (probabilistic ensemble, CEM, TS∞), PDDM
 (deterministic ensemble, MPPI, reward averaged over models), random-shooting MPC and planning
 by backprop; any planner, model kind or propagation is a field away.
+
+Checkpoints (after the random episodes and after every MPC episode, in ``OUT/ckpt/iteration_N/``
+behind ``OUT/checkpoint.json``, as MBPO's: :func:`~mbrlax.utils.checkpoint.save_checkpoint`) hold
+the model state, the data, the loop's key, the agent's key and planner state, the counters and the
+number of metrics rows logged. ``resume=True`` continues from one and reproduces the uninterrupted
+run exactly (episodes reset the env with their own seed; the random-policy stream is used up
+before the first checkpoint); metrics rows and TensorBoard events logged after the checkpoint are
+dropped, since that work is redone.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -27,15 +34,19 @@ from mbrlax.agents.mpc import MPCAgent, MPCConfig
 from mbrlax.agents.objective import ObjectiveConfig
 from mbrlax.data.buffer import ReplayBuffer
 from mbrlax.data.rollout import random_policy
-from mbrlax.envs import action_bounds, get_task, make_env
-from mbrlax.errors import ConfigError
+from mbrlax.envs import action_bounds, get_task, make_env, resolve_env_id
+from mbrlax.errors import ConfigError, DataError
 from mbrlax.models.config import ModelConfig
 from mbrlax.models.trainer import TrainerConfig, fit
-from mbrlax.planning import PLANNERS, make_planner
-from mbrlax.utils.checkpoint import load_pytree, save_pytree
+from mbrlax.planning import PLANNER_NAMES, PLANNERS, make_planner
+from mbrlax.utils.checkpoint import POINTER, find_checkpoint, load_pytree, save_checkpoint
 from mbrlax.utils.plots import plot_learning_curve
-from mbrlax.utils.run_logger import RunLogger
+from mbrlax.utils.run_logger import RunLogger, to_jsonable
+from mbrlax.utils.validate import check_choice, check_le, check_nonempty, check_range, check_seed, read_csv_rows, setting
 from mbrlax.utils.video import save_video
+
+CHECKPOINT_FILE = POINTER
+"""The file whose presence in ``out`` means there is a checkpoint to resume (read by the CLI)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,15 @@ class PlannerConfig:
     steps: int = 100
     """Gradient planner: Adam steps."""
 
+    def __post_init__(self):
+        check_choice(self, "name", PLANNER_NAMES)
+        check_range(self, "horizon", "population", "elites", "iterations", "candidates", "steps", ge=1)
+        check_range(self, "alpha", ge=0, lt=1)
+        check_range(self, "gamma", gt=0)
+        check_range(self, "beta", gt=0, le=1)
+        if self.name in ("cem", "icem", "cem-grad"):
+            check_le(self, "elites", "population")
+
     def build(self, low: np.ndarray, high: np.ndarray):
         if self.name == "cem-grad":
             cem = {k: getattr(self, k) for k in ("population", "elites", "iterations", "alpha")}
@@ -87,13 +107,11 @@ class MPCLoopConfig:
     out: str = "runs/pets"
     """Output folder: config.json, metrics.csv, learning_curve.png, video, checkpoints."""
     iterations: int = 10
-    """MPC episodes after the random ones (each followed by a refit)."""
+    """MPC episodes after the random ones, each after a refit (0: the random data only)."""
     random_episodes: int = 1
     """Random-policy episodes that seed the dataset."""
     random_steps: int = 0
-    """Keep running random episodes until at least this many random transitions were collected
-    (InvertedPendulum's random episodes last ~5 steps: one is too little to learn from). The
-    presets set it to the env's own episode limit; lower it too when you cap ``episode_steps``."""
+    """Run random episodes until at least this many random transitions are collected (docs/settings.md)."""
     episode_steps: int = 0
     """Cap on steps per episode (0: the env's own limit)."""
     retrain_every: int = 0
@@ -109,6 +127,16 @@ class MPCLoopConfig:
     """Continue from the checkpoint in ``out`` if there is one."""
     buffer_capacity: int = 1_000_000
     """Replay buffer capacity."""
+
+    def __post_init__(self):
+        check_nonempty(self, "env", "out")
+        check_seed(self)
+        check_range(self, "buffer_capacity", ge=1)
+        check_range(self, "iterations", "random_episodes", "random_steps", "episode_steps", "retrain_every", ge=0)
+        if self.random_episodes < 1 and self.random_steps < 1:
+            raise ConfigError(f"{setting(self, 'random_episodes')} or {setting(self, 'random_steps')} must be >= 1: "
+                              "the first model is fitted on random data")
+        check_le(self, "random_steps", "buffer_capacity")
 
 
 def _episode(env, policy_act, max_steps: int, buffer: ReplayBuffer, seed: int, render: bool = False,
@@ -173,10 +201,11 @@ def run(cfg: MPCLoopConfig) -> dict:
     if cfg.random_steps > cfg.buffer_capacity:
         raise ConfigError(f"random_steps ({cfg.random_steps}) exceeds buffer_capacity ({cfg.buffer_capacity})")
     out = Path(cfg.out)
-    ckpt_dir = out / "checkpoint"
-    resuming = cfg.resume and (ckpt_dir / "progress.json").exists()
-    logger = RunLogger(out, cfg, resume=resuming)
-    env = make_env(cfg.env, seed=cfg.seed, render_mode="rgb_array" if cfg.video else None)
+    found = _resume_point(out) if cfg.resume else None
+    env = make_env(cfg.env, seed=cfg.seed, render_mode="rgb_array" if cfg.video else None, render_optional=True)
+    if cfg.video and env.render_mode != "rgb_array":  # e.g. a user's env whose constructor takes no render_mode
+        print(f"{cfg.env} cannot render rgb_array frames: the run goes on without video.gif")
+        cfg = dataclasses.replace(cfg, video=False)
     task = get_task(cfg.env)
     low, high = action_bounds(env)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
@@ -192,13 +221,34 @@ def run(cfg: MPCLoopConfig) -> dict:
         print(f"planning with a state cost {cfg.objective.state_cost} on top of the task's reward (a planning "
               "prior; returns are the environment's own; --objective.state-cost with no values turns it off)")
     start_iter, env_steps = 0, 0
-    if resuming:
-        progress = json.loads((ckpt_dir / "progress.json").read_text())
-        buffer = ReplayBuffer.load(ckpt_dir / "buffer.npz", capacity=cfg.buffer_capacity)
+
+    def checkpoint_then_log(iteration: int, row: dict) -> None:
+        """Checkpoint everything the rest of the run depends on (model, data, loop key, agent key and
+        planner state, counters, this iteration's metrics row), then log the row."""
+        row = to_jsonable(row)
+        save_checkpoint(out, f"iteration_{iteration:05d}",
+                        loop={"env_id": resolve_env_id(cfg.env), "iteration": iteration, "env_steps": env_steps,
+                              "rows": len(logger.rows) + 1, "row": row, "key": np.asarray(key).tolist()},
+                        trees={"model.msgpack": state, "agent.msgpack": agent.rng_state()},
+                        files={"buffer.npz": buffer}, pointer={"iteration": iteration, "env_steps": env_steps})
+        logger.log(row)
+
+    if found is not None:
+        folder, loop = found
+        if loop["env_id"] != resolve_env_id(cfg.env):
+            raise ConfigError(f"checkpoint in {out} is for {loop['env_id']}, not {cfg.env}: start a new run folder")
+        state = load_pytree(folder / "model.msgpack", state)
+        agent.restore_rng_state(load_pytree(folder / "agent.msgpack", agent.rng_state()))
+        key = jnp.asarray(np.asarray(loop["key"], np.uint32))
+        buffer = _load_buffer(folder / "buffer.npz", cfg.buffer_capacity)
         buffer.check_compatible(obs_dim, act_dim, "checkpointed buffer")
-        state = load_pytree(ckpt_dir / "model.ckpt", state)
-        start_iter, env_steps = progress["iteration"], progress["env_steps"]
-        key = jax.random.PRNGKey(progress["seed_counter"])
+        start_iter, env_steps = loop["iteration"], loop["env_steps"]
+    # written only now, so that a checkpoint that cannot be read leaves the folder as it was. On resume,
+    # metrics rows after the checkpoint's are dropped; its own row is dropped and logged again, so that
+    # a kill while that row was being written leaves no trace in metrics.csv or tb/
+    logger = RunLogger(out, cfg, resume=found is not None, keep_rows=None if found is None else found[1]["rows"] - 1)
+    if found is not None:
+        logger.log(found[1]["row"])
         print(f"resuming {out} at iteration {start_iter} ({env_steps} env steps)")
     else:
         act_randomly = random_policy(env.action_space, cfg.seed)
@@ -209,7 +259,7 @@ def run(cfg: MPCLoopConfig) -> dict:
             random_returns.append(ret)
             env_steps += n
         random_return = float(np.mean(random_returns))
-        logger.log({"iteration": 0, "env_steps": env_steps, "return": random_return, "policy": "random"})
+        checkpoint_then_log(0, {"iteration": 0, "env_steps": env_steps, "return": random_return, "policy": "random"})
 
     def refit(state, key):
         key, k = jax.random.split(key)
@@ -218,6 +268,7 @@ def run(cfg: MPCLoopConfig) -> dict:
 
     bar = tqdm(range(start_iter, cfg.iterations), desc=f"{cfg.env} MPC", initial=start_iter, total=cfg.iterations)
     summary_returns = [float(r["return"]) for r in logger.rows if r.get("policy") == "mpc"]
+    video_written = False
     for it in bar:
         t0 = time.time()
         result, key = refit(state, key)
@@ -251,25 +302,66 @@ def run(cfg: MPCLoopConfig) -> dict:
                "plan_seconds_median": float(np.median(plan[1:] if len(plan) > 1 else plan)),
                "planned_return_median": planned, "achieved_return_median": achieved,
                "episode_seconds": time.time() - t1}
-        logger.log(row)
-        bar.set_postfix(ret=f"{ret:.1f}", plan_ms=f"{1000 * row['plan_seconds_median']:.0f}")
         if last and frames:
-            try:
-                save_video(frames, out / "video.gif", fps=30)
-            except Exception as e:  # noqa: BLE001
-                warnings.warn(f"video not written: {e}")
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
-        save_pytree(ckpt_dir / "model.ckpt", state)
-        buffer.save(ckpt_dir / "buffer.npz")
-        (ckpt_dir / "progress.json").write_text(json.dumps(
-            {"iteration": it + 1, "env_steps": env_steps, "seed_counter": int(cfg.seed * 100_003 + it + 1)}))
+            video_written = save_video(frames, out / "video.gif", fps=30)  # warns if it cannot
+        checkpoint_then_log(it + 1, row)
+        bar.set_postfix(ret=f"{ret:.1f}", plan_ms=f"{1000 * row['plan_seconds_median']:.0f}")
     bar.close()
+    from mbrlax.algorithms.presets import target_return  # presets import this module
+
     plot_learning_curve(logger.rows, out / "learning_curve.png", x="env_steps", y="return",
-                        title=f"{cfg.env}: MPC with {cfg.planner.name}, {cfg.objective.propagation}")
+                        title=f"{cfg.env}: MPC with {cfg.planner.name}, {cfg.objective.propagation}",
+                        target=target_return(cfg.env))
     summary = {"env": cfg.env, "returns": summary_returns, "final_return": summary_returns[-1] if summary_returns else None,
                "best_return": max(summary_returns) if summary_returns else None, "env_steps": env_steps}
     logger.write_json("results.json", summary)
     logger.close()
     print(f"{cfg.env}: MPC returns per iteration: {[round(r, 1) for r in summary_returns]}")
-    print(f"wrote {out}/learning_curve.png, metrics.csv, results.json" + (", video.gif" if cfg.video else ""))
+    print(f"wrote {out}/learning_curve.png, metrics.csv, results.json" + (", video.gif" if video_written else ""))
+    if cfg.video and not video_written:
+        print("no video.gif: " + ("rendering or writing it failed (see the warning above)" if start_iter < cfg.iterations
+                                  else "no MPC episode ran in this invocation"))
     return summary
+
+
+def _resume_point(out: Path) -> tuple[Path, dict] | None:
+    """The checkpoint ``--resume`` continues from, ``(folder, loop)``, or None to start from the
+    beginning when there is none and nothing would be lost (no metrics rows). Rows without a
+    checkpoint are refused (ConfigError), as are checkpoint files that do not fit (DataError)."""
+    rows = read_csv_rows(out / "metrics.csv") if (out / "metrics.csv").is_file() else []
+    found = find_checkpoint(out)
+    if found is None:
+        if rows:
+            old = " (its checkpoint/ folder is from an earlier mbrlax, which cannot resume exactly)" \
+                if (out / "checkpoint" / "progress.json").exists() else ""
+            raise ConfigError(f"cannot resume {out}: metrics.csv has {len(rows)} rows but there is no {POINTER}{old}; "
+                              "use another --out, or drop --resume to start over")
+        return None
+    folder, loop = found
+    try:
+        loop["iteration"], loop["env_steps"], loop["rows"] = int(loop["iteration"]), int(loop["env_steps"]), int(loop["rows"])
+        loop["env_id"], loop["key"] = str(loop["env_id"]), [int(k) for k in loop["key"]]
+        if not isinstance(loop["row"], dict) or loop["rows"] < 1:
+            raise TypeError("row")
+    except (KeyError, ValueError, TypeError) as e:
+        raise DataError(f"checkpoint file {folder / 'loop.json'} lacks or garbles {e} (written by another command?)") from e
+    if len(rows) < loop["rows"] - 1:
+        raise DataError(f"{out / 'metrics.csv'} has {len(rows)} rows, its checkpoint covers {loop['rows']}: "
+                        "the file was truncated or replaced")
+    return folder, loop
+
+
+def checkpoint_buffer_path(out: str | Path) -> Path | None:
+    """The replay buffer file of a run's checkpoint (all its real transitions), or None if it has
+    none; runs written before checkpoint.json kept it in ``checkpoint/buffer.npz``."""
+    out = Path(out)
+    found = find_checkpoint(out)
+    path = found[0] / "buffer.npz" if found is not None else out / "checkpoint" / "buffer.npz"
+    return path if path.exists() else None
+
+
+def _load_buffer(path: Path, capacity: int) -> ReplayBuffer:
+    try:
+        return ReplayBuffer.load(path, capacity=capacity)
+    except FileNotFoundError as e:
+        raise DataError(f"checkpoint file {path} is missing") from e

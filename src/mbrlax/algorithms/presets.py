@@ -52,6 +52,26 @@ _ALIVE_BONUS_PRIOR = {"InvertedPendulum-v5": ("icem", (0.3, 0.0, 0.0, 0.0))}
 # returns in docs/benchmarks.md. Turn it off with ``--objective.state-cost`` (no values).
 _UPRIGHT_PRIOR = {"HalfCheetah-v5": tuple(1.0 if i == 2 else 0.0 for i in range(18))}
 
+# The return each env's learning curve is drawn against (a dashed line in learning_curve.png):
+# (return, the legend's words for it and its source). Cart-pole: our README's target, 180 of the 200
+# a perfect swing-up-and-balance earns. InvertedPendulum-v5: the maximum, 1 per step for Gymnasium's
+# 1000-step limit. HalfCheetah-v5: PETS's published result, about 4200 at 50k env steps (Chua et al.
+# 2018, "Deep Reinforcement Learning in a Handful of Trials using Probabilistic Dynamics Models",
+# Fig. 3, read off the curve; the level benchmarks/learning.py checks).
+TARGETS: dict[str, tuple[float, str]] = {
+    "mbrlax/CartpoleSwingup-v0": (180.0, "180 of 200 (README)"),
+    "InvertedPendulum-v5": (1000.0, "1000, the maximum"),
+    "HalfCheetah-v5": (4200.0, "≈ 4200 at 50k steps (PETS, Chua et al. 2018)"),
+}
+
+
+def target_return(env: str) -> tuple[float, str] | None:
+    """``(return, source)`` the learning curve of ``env`` is drawn against, or None if none is known."""
+    try:
+        return TARGETS.get(resolve_env_id(env))
+    except Exception:  # noqa: BLE001 - an id that does not resolve has no target
+        return None
+
 
 def pets_preset(env: str, light: bool = False) -> MPCLoopConfig:
     """PETS for ``env``: probabilistic ensemble of 5, CEM, TS∞ with 20 particles (InvertedPendulum:

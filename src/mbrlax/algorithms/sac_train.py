@@ -32,9 +32,7 @@ counters, metrics rows) continues.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -47,13 +45,15 @@ from mbrlax.agents.learner import sample_stacked
 from mbrlax.agents.sac import SAC, SACConfig
 from mbrlax.data.buffer import ReplayBuffer
 from mbrlax.envs.registry import get_task, resolve_env_id
-from mbrlax.errors import ConfigError, DataError, TrainingDivergedError
-from mbrlax.utils.atomic import atomic_write
-from mbrlax.utils.checkpoint import check_same_policy_input, load_pytree, save_pytree
+from mbrlax.errors import ConfigError, TrainingDivergedError
+from mbrlax.utils import checkpoint as checkpoint_files
+from mbrlax.utils.checkpoint import check_same_policy_input, load_pytree
 from mbrlax.utils.plots import plot_learning_curve
 from mbrlax.utils.run_logger import RunLogger
+from mbrlax.utils.validate import check_nonempty, check_range, check_seed
 
 _CKPT_POINTER = "checkpoint.json"
+CHECKPOINT_FILE = _CKPT_POINTER  # its presence in ``out`` marks a checkpoint (the CLI's --resume check)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,11 +90,11 @@ class SACTrainConfig:
     """Show a tqdm progress bar."""
 
     def __post_init__(self):
-        for name in ("total_steps", "updates_per_step", "update_every", "eval_every", "eval_episodes", "buffer_capacity"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"SACTrainConfig.{name} must be > 0, got {getattr(self, name)}")
-        if self.start_steps < 0:
-            raise ConfigError(f"SACTrainConfig.start_steps must be >= 0, got {self.start_steps}")
+        check_nonempty(self, "env", "out")
+        check_seed(self)
+        check_range(self, "total_steps", "updates_per_step", "update_every", "eval_every", "eval_episodes",
+                    "buffer_capacity", ge=1)
+        check_range(self, "start_steps", ge=0)
 
 
 # ------------------------------------------------------------------------------------ environment
@@ -133,31 +133,18 @@ def evaluate(learner: SAC, state, env, episodes: int, seed: int) -> np.ndarray:
 # ------------------------------------------------------------------------------------ checkpoints
 def save_checkpoint(out_dir: Path, state, buffer: ReplayBuffer, loop: dict) -> Path:
     """Write ``out_dir/ckpt/step_N`` then atomically point ``checkpoint.json`` at it; drop older ones."""
-    rel = Path("ckpt") / f"step_{loop['env_steps']:09d}"
-    folder = out_dir / rel
-    folder.mkdir(parents=True, exist_ok=True)
-    save_pytree(folder / "learner.msgpack", state)
-    buffer.save(folder / "buffer.npz")
-    atomic_write(folder / "loop.json", lambda f: f.write(json.dumps(loop).encode()))
-    pointer = json.dumps({"path": str(rel), "env_steps": loop["env_steps"]}).encode()
-    atomic_write(out_dir / _CKPT_POINTER, lambda f: f.write(pointer))
-    for old in (out_dir / "ckpt").iterdir():
-        if old.name != rel.name:
-            shutil.rmtree(old, ignore_errors=True)
-    return folder
+    return checkpoint_files.save_checkpoint(out_dir, f"step_{loop['env_steps']:09d}", loop,
+                                            trees={"learner.msgpack": state}, files={"buffer.npz": buffer},
+                                            pointer={"env_steps": loop["env_steps"]})
 
 
 def load_checkpoint(out_dir: Path, state_template, capacity: int):
     """``(state, buffer, loop)`` from the checkpoint ``checkpoint.json`` points at, or None if there is none."""
-    pointer = out_dir / _CKPT_POINTER
-    if not pointer.exists():
+    found = checkpoint_files.find_checkpoint(out_dir)  # DataError naming a corrupt pointer or loop.json
+    if found is None:
         return None
-    try:
-        folder = out_dir / json.loads(pointer.read_text())["path"]
-        state = load_pytree(folder / "learner.msgpack", state_template)  # checks shapes too
-        loop = json.loads((folder / "loop.json").read_text())
-    except (OSError, ValueError, KeyError) as e:
-        raise DataError(f"checkpoint in {out_dir} is unreadable ({type(e).__name__}: {e})") from e
+    folder, loop = found
+    state = load_pytree(folder / "learner.msgpack", state_template)  # checks shapes too
     buffer = ReplayBuffer.load(folder / "buffer.npz", capacity=capacity)
     return state, buffer, loop
 

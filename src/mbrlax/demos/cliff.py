@@ -36,6 +36,7 @@ from mbrlax.models.config import ModelConfig
 from mbrlax.models.trainer import TrainerConfig
 from mbrlax.planning import make_planner
 from mbrlax.utils.run_logger import RunLogger
+from mbrlax.utils.validate import check_choice, check_nonempty, check_range, check_seed
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,14 @@ class CliffDemoConfig:
     """CEM iterations per plan."""
     cem_sampling: str = "clip"
     """CEM sampling: "clip" (Gaussian, clipped) or "truncated" (PETS; stuck once a plan hits a bound)."""
+
+    def __post_init__(self):
+        check_nonempty(self, "out")
+        check_seed(self)
+        check_range(self, "initial_episodes", "initial_episode_steps", "iterations", "episodes_per_iteration",
+                    "ensemble_size", "hidden", "depth", "max_epochs", "patience", "horizon", "population",
+                    "cem_iterations", ge=1)
+        check_choice(self, "cem_sampling", ("clip", "truncated"))
 
 
 def _quick(cfg: CliffDemoConfig) -> CliffDemoConfig:

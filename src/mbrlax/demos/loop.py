@@ -43,6 +43,7 @@ from mbrlax.models.config import ModelConfig
 from mbrlax.models.trainer import TrainerConfig
 from mbrlax.planning import make_planner
 from mbrlax.utils.run_logger import RunLogger
+from mbrlax.utils.validate import check_choice, check_le, check_nonempty, check_range, check_seed
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,21 @@ class LoopDemoConfig:
     """Standard deviation of Gaussian noise added to each executed action (in action units)."""
     episodes: int = 12
     """Seeded episodes per variant (the same start states and noise for every variant)."""
+
+    def __post_init__(self):
+        check_nonempty(self, "env", "out")
+        check_seed(self)
+        check_range(self, "data_steps", "ensemble_size", "hidden", "depth", "max_epochs", "horizon", "population",
+                    "elites", "iterations", "episodes", ge=1)
+        check_le(self, "elites", "population")
+        if not self.replan_every:
+            raise ConfigError("LoopDemoConfig.replan_every needs at least one schedule")
+        check_range(self, "replan_every", ge=0)
+        if not self.samplings:
+            raise ConfigError("LoopDemoConfig.samplings needs at least one CEM flavour")
+        check_choice(self, "samplings", ("truncated", "clip"))
+        check_range(self, "mass_scale", gt=0)
+        check_range(self, "action_noise", ge=0)
 
 
 def _variant_name(sampling: str, every: int, horizon: int, warm: bool) -> str:

@@ -32,6 +32,7 @@ from mbrlax.models.config import ModelConfig
 from mbrlax.models.trainer import TrainerConfig
 from mbrlax.planning import make_planner
 from mbrlax.utils.run_logger import RunLogger
+from mbrlax.utils.validate import check_nonempty, check_range, check_seed
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,13 @@ class MazeDemoConfig:
     """CEM iterations per plan."""
     control: bool = True
     """Also fit and plan with a model trained on data from the whole maze."""
+
+    def __post_init__(self):
+        check_nonempty(self, "out")
+        check_seed(self)
+        check_range(self, "data_steps", "collect_envs", "ensemble_size", "hidden", "depth", "max_epochs",
+                    "actions_per_point", "goals", "mpc_steps", "horizon", "population", "cem_iterations", ge=1)
+        check_range(self, "grid_step", gt=0)
 
 
 def _quick(cfg: MazeDemoConfig) -> MazeDemoConfig:

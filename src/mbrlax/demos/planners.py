@@ -37,6 +37,7 @@ import numpy as np
 from mbrlax.errors import ConfigError
 from mbrlax.planning import PLANNER_NAMES, make_planner
 from mbrlax.utils.run_logger import RunLogger
+from mbrlax.utils.validate import check_choice, check_nonempty, check_range, check_seed
 
 PLANNER_LABELS = {"rs": "random shooting", "cem": "CEM", "icem": "iCEM", "mppi": "MPPI",
                   "grad": "gradient (Adam)", "cem-grad": "CEM + gradient"}
@@ -73,7 +74,19 @@ class PlannersDemoConfig:
     action_cost: float = 0.01
     """Weight of the squared action in the cost."""
     peak_action: float = 0.8
-    """x0 is scaled so the optimal plan's largest |action| is this (< 1 keeps the bounds inactive)."""
+    """x0 is scaled so the optimal plan's largest |action| is this, in (0, 1) (the bounds stay inactive)."""
+
+    def __post_init__(self):
+        check_nonempty(self, "out")
+        check_seed(self)
+        if not self.dims or not self.planners:
+            raise ConfigError("PlannersDemoConfig.dims and PlannersDemoConfig.planners need at least one entry")
+        check_choice(self, "planners", PLANNER_NAMES)
+        check_range(self, "dims", "horizon", "horizons", "horizon_dim", "problems", ge=1)
+        check_range(self, "budget", ge=20)
+        check_range(self, "dt", gt=0)
+        check_range(self, "velocity_cost", "action_cost", ge=0)
+        check_range(self, "peak_action", gt=0, lt=1)
 
 
 # --------------------------------------------------------------------------- the problem

@@ -1,6 +1,7 @@
 """Making environments: ids and aliases, known-env configuration, tasks, action bounds.
 
-``make_env`` makes any Gymnasium env id. For the envs mbrlax has a task for, it configures
+``make_env`` makes any Gymnasium env id, including Gymnasium's ``module:Id`` for an env in the
+user's own module (the module is imported, which registers the id). For the envs mbrlax has a task for, it configures
 the observation so the task's reward and termination are functions of
 ``(obs, action, next_obs)`` (``KNOWN_ENVS[id].obs_layout`` says what each entry is):
 
@@ -18,6 +19,7 @@ make its task wrong; ``make_env`` warns when one is passed.
 from __future__ import annotations
 
 import difflib
+import importlib
 import importlib.util
 import warnings
 from dataclasses import dataclass, field
@@ -141,14 +143,39 @@ def _squash(name: str) -> str:
     return "".join(c for c in name.lower() if c not in "-_ ")
 
 
-def resolve_env_id(env_id: str) -> str:
-    """Canonical Gymnasium id of ``env_id`` (an id, an alias, or an id in the wrong case).
+def _import_env_module(env_id: str) -> str:
+    """Gymnasium's ``module:Id``: import ``module`` (which registers ``Id``) and return ``Id``.
 
-    Raises ConfigError for an id Gymnasium does not know, listing the closest known ids.
+    Raises ConfigError naming the module, in one line, when it cannot be imported.
+    """
+    module, _, rest = env_id.partition(":")
+    module, rest = module.strip(), rest.strip()
+    if not module or not rest:
+        raise ConfigError(f"environment id {env_id!r}: expected 'module:Id' (e.g. 'my_envs:MyEnv-v0')")
+    try:
+        importlib.import_module(module)
+    except Exception as e:  # noqa: BLE001  (any error inside the user's module: name it, in one line)
+        why = (str(e).strip().splitlines() or [""])[0]
+        raise ConfigError(f"environment id {env_id!r}: cannot import module {module!r} "
+                          f"({type(e).__name__}{': ' + why if why else ''}); is its folder on PYTHONPATH?") from e
+    if rest not in gymnasium.registry and all(k.lower() != rest.lower() for k in gymnasium.registry):
+        raise ConfigError(f"environment id {env_id!r}: module {module!r} was imported but registers no "
+                          f"environment {rest!r} (call gymnasium.register(id={rest!r}, ...) when it is imported)")
+    return rest
+
+
+def resolve_env_id(env_id: str) -> str:
+    """Canonical Gymnasium id of ``env_id`` (an id, an alias, an id in the wrong case, or
+    Gymnasium's ``module:Id``, which imports ``module`` so that it registers ``Id``).
+
+    Raises ConfigError for an id Gymnasium does not know, listing the closest known ids, and for
+    a ``module:Id`` whose module cannot be imported or does not register ``Id``.
     """
     if not isinstance(env_id, str) or not env_id.strip():
         raise ConfigError(f"environment id must be a non-empty string, got {env_id!r}")
     env_id = env_id.strip()
+    if ":" in env_id:
+        env_id = _import_env_module(env_id)
     registry = gymnasium.registry
     if env_id in registry:
         return env_id
@@ -211,12 +238,26 @@ def _speed_up_rendering(env: gymnasium.Env) -> None:
         model.mat_reflectance[:] = 0
 
 
+def _may_render(env_id: str, render_mode: str) -> bool:
+    """False if ``env_id``'s class declares its render modes (``metadata["render_modes"]``) and
+    ``render_mode`` is not among them; True otherwise (then only making the env tells)."""
+    try:
+        creator = gymnasium.spec(env_id).entry_point
+        if isinstance(creator, str):
+            creator = gymnasium.envs.registration.load_env_creator(creator)
+        modes = getattr(creator, "metadata", {}).get("render_modes")
+    except Exception:  # noqa: BLE001  (an odd entry point: let gymnasium.make decide)
+        return True
+    return not isinstance(modes, (list, tuple, set)) or render_mode in modes
+
+
 def make_env(
     env_id: str,
     seed: int | None = None,
     render_mode: str | None = None,
     *,
     fast_render: bool = True,
+    render_optional: bool = False,
     **kwargs: Any,
 ) -> gymnasium.Env:
     """Make a Gymnasium env, configured for its mbrlax task if it has one.
@@ -229,6 +270,9 @@ def make_env(
         render_mode: e.g. ``"rgb_array"`` (offscreen; MuJoCo envs use ``MUJOCO_GL``, which
             ``mbrlax.envs`` defaults to ``egl`` on headless Linux).
         fast_render: turn off shadows and reflections of MuJoCo envs when rendering.
+        render_optional: if the env's constructor takes no ``render_mode`` (common in users'
+            own envs), make it without one rather than fail: the caller checks
+            ``env.render_mode`` (None then) and goes on without frames.
         **kwargs: passed to ``gymnasium.make`` (they override mbrlax's settings; ones that
             change a known env's reward or observation trigger a warning).
 
@@ -247,10 +291,19 @@ def make_env(
                 stacklevel=2,
             )
     make_kwargs.update(kwargs)
+    if render_optional and render_mode is not None and not _may_render(canonical, render_mode):
+        render_mode = None
     if render_mode is not None:
         make_kwargs["render_mode"] = render_mode
     try:
-        env = gymnasium.make(canonical, **make_kwargs)
+        try:
+            env = gymnasium.make(canonical, **make_kwargs)
+        except TypeError as e:
+            if not (render_optional and "render_mode" in make_kwargs and "'render_mode'" in str(e)):
+                raise
+            del make_kwargs["render_mode"]
+            render_mode = None
+            env = gymnasium.make(canonical, **make_kwargs)
     except gymnasium.error.DependencyNotInstalled as e:
         raise ConfigError(f"environment {canonical!r} needs a package that is not installed: {e}") from e
     except TypeError as e:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mbrlax.models.dynamics import DynamicsModel
-from mbrlax.models.ensemble import EnsembleConfig
+from mbrlax.models.ensemble import ACTIVATIONS, EnsembleConfig
+from mbrlax.utils.validate import check_choice, check_le, check_range
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,11 @@ class ModelConfig:
     """Learn the reward (forced on when the environment has no known task)."""
     predict_termination: bool = False
     """Learn termination (forced on when the environment has no known task)."""
+
+    def __post_init__(self):
+        check_range(self, "ensemble_size", "num_elites", "hidden", "depth", ge=1)
+        check_le(self, "num_elites", "ensemble_size")
+        check_choice(self, "activation", ACTIVATIONS)
 
     def build(self, obs_dim: int, act_dim: int, learn_reward: bool = False, task=None) -> DynamicsModel:
         """A model for an env with these dimensions; ``learn_reward`` forces reward+termination heads.

@@ -3,6 +3,8 @@
 Adam on minibatches; each member trains on its own bootstrap resample of the training
 split; a holdout split drives early stopping, and each member keeps the snapshot of its
 best holdout epoch of this fit; the members with the lowest holdout error become the elites.
+A learned termination head trains on class-balanced cross-entropy, on every terminal
+transition (held-out ones too) and each terminal state as an absorbing row (``termination_rows``).
 One epoch is one jitted call (``lax.scan`` over minibatches). Datasets are padded to
 power-of-two buckets so a growing dataset recompiles only when it crosses a bucket.
 
@@ -36,6 +38,7 @@ from mbrlax.models.dynamics import DynamicsModel, ModelState
 from mbrlax.models.ensemble import ensemble_forward
 from mbrlax.models.normalizer import Normalizer
 from mbrlax.models.rebase import rebase
+from mbrlax.utils.validate import check_range
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,7 @@ class TrainerConfig:
     learning_rate: float = 1e-3
     """Adam step size."""
     weight_decay: float = 5e-5
-    """L2 penalty on weights (PETS uses 2.5e-5 .. 1e-4 per layer)."""
+    """L2 penalty on weights, >= 0 (PETS uses 2.5e-5 .. 1e-4 per layer)."""
     batch_size: int = 256
     """Minibatch size per member."""
     max_epochs: int = 100
@@ -55,34 +58,28 @@ class TrainerConfig:
     improvement_threshold: float = 0.01
     """Relative holdout improvement that counts as progress."""
     holdout_fraction: float = 0.2
-    """Share of the data held out for early stopping and elite selection."""
+    """Share of the data held out for early stopping and elite selection, in [0, 1)."""
     max_holdout: int = 5000
     """Cap on the holdout size (MBPO)."""
     logvar_bound_coef: float = 0.01
     """Weight of (Σ max_logvar − Σ min_logvar) in the Gaussian loss (PETS)."""
     normalize_targets: bool = True
-    """Standardise the targets [Δobs, reward] per dimension (PDDM does); False keeps them in env
-    units, as PETS and MBPO do (inputs are standardised either way). Standardising blows up a
-    target that was constant and starts to move a little: Pusher's object x/y deltas are exactly
-    0 until the arm first touches it, then have std ~5e-5, so the warm-started model's NLL on the
-    new data jumps ~4000-fold at the refit (`benchmarks/refit.py`). With False the holdout MSE
-    (early stopping, elites) and the planner's uncertainty penalty (``particle_spread``) are in env
-    units too, so large-variance dims dominate them. Measured on the light presets: worse overall
-    (InvertedPendulum 0 of 3 seeds against 5 of 5; docs/benchmarks.md)."""
+    """Standardise the targets [Δobs, reward] per dimension (PDDM); False keeps env units (PETS, MBPO; docs/settings.md)."""
     rebase_on_refit: bool = False
-    """When a fit re-fits the normalisers, rewrite the warm-start weights for the new units so the
-    model starts from its previous predictions in env units (:mod:`mbrlax.models.rebase`). False
-    (default) reads the old weights in the new units: that shocks a target that starts to move
-    (Pusher's object: first-epoch NLL jump 766 -> 24 with rebasing) but, as spreads usually grow,
-    mostly inflates the old model's variance on new data. Measured, rebasing did not help: cart-pole
-    9 of 10 seeds (10 of 10 without), Pusher over 5 seeds worse early, a little better late
-    (docs/benchmarks.md)."""
+    """Rewrite the warm-start weights for re-fitted normalisers (measured no help; docs/settings.md)."""
     bootstrap: bool = True
     """Each member trains on its own resample with replacement."""
     max_seconds: float = 0.0
     """Wall-clock budget per fit in seconds (0: none)."""
     progress: bool = True
     """Show a progress bar."""
+
+    def __post_init__(self):
+        check_range(self, "learning_rate", gt=0)
+        check_range(self, "weight_decay", "improvement_threshold", "logvar_bound_coef", "max_seconds", ge=0)
+        check_range(self, "batch_size", "max_epochs", "patience", ge=1)
+        check_range(self, "max_holdout", ge=0)
+        check_range(self, "holdout_fraction", ge=0, lt=1)
 
 
 class FitResult(NamedTuple):
@@ -130,8 +127,63 @@ def _member_losses(model: DynamicsModel, params: dict, x: jnp.ndarray, y: jnp.nd
     else:
         per = err.mean(-1)
     if cfg.predict_termination:
-        per = per + optax.sigmoid_binary_cross_entropy(out.term_logit, t)
+        per = jnp.where(t == TERMINATION_ONLY, 0.0, per)  # absorbing rows train the termination head alone
+        target = jnp.minimum(t, 1.0)
+        per = per + termination_weights(target, w) * optax.sigmoid_binary_cross_entropy(out.term_logit, target)
     return (per * w).sum(-1) / jnp.maximum(w.sum(-1), 1.0)
+
+
+TERMINATION_ONLY = 2.0
+"""Termination target of an absorbing row (see :func:`absorbing_rows`): terminal, and no
+dynamics or reward target (its regression loss is masked)."""
+
+MAX_TERMINATION_WEIGHT = 20.0
+"""Cap on the weight of a terminal row in the termination loss (:func:`termination_weights`)."""
+
+
+def termination_weights(t: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
+    """Per-row weights ``[E, B]`` of the termination loss for 0/1 targets ``t[E, B]``, row weights ``w[E, B]``.
+
+    Terminations are rare (one per episode at most: 5 in the first 250 transitions of the
+    UserBalance test env), so plain cross-entropy learns "never terminates": the head gave terminal
+    transitions p = 0.03-0.3. Each member's terminal rows in the batch weigh #non-terminal /
+    #terminal (class balance), at least 1 and at most ``MAX_TERMINATION_WEIGHT``.
+    """
+    pos = (t * w).sum(-1, keepdims=True)
+    neg = ((1.0 - t) * w).sum(-1, keepdims=True)
+    balance = jnp.clip(neg / jnp.maximum(pos, 1.0), 1.0, MAX_TERMINATION_WEIGHT)
+    return jnp.where(t > 0.5, balance, 1.0)
+
+
+def termination_rows(model: DynamicsModel, train: Batch, held: Batch | None) -> tuple[np.ndarray, np.ndarray]:
+    """Termination-only rows ``(inputs [R, F + A], targets [R])`` added to a fit's training rows: the
+    absorbing rows of every terminal transition, and the ``(obs, action)`` rows of the terminal
+    transitions in the dynamics holdout ``held`` (the holdout scores the dynamics only; with a
+    handful of terminations in the data, the head needs each of them)."""
+    xa, ta = absorbing_rows(model, train if held is None else Batch(*(np.concatenate([a, b]) for a, b in zip(train, held))))
+    if held is None or not held.terminated.any():
+        return xa, ta
+    done = held.terminated.astype(bool)
+    xh = np.asarray(model.network_input(jnp.asarray(held.obs[done]), jnp.asarray(held.action[done])), np.float32)
+    return np.concatenate([xa, xh]), np.concatenate([ta, np.full(len(xh), TERMINATION_ONLY, np.float32)])
+
+
+def absorbing_rows(model: DynamicsModel, data: Batch) -> tuple[np.ndarray, np.ndarray]:
+    """Network inputs ``[T, F + A]`` and termination targets ``[T]`` (all ``TERMINATION_ONLY``) that
+    teach the termination head that a terminal state is terminal: ``(next_obs, action)`` of each of
+    the ``T`` terminal transitions of ``data``.
+
+    A real episode ends there, so no input beyond the failure boundary is ever seen, and a head fitted
+    on ``(obs, action)`` alone learns termination as a thin band at the boundary: states past it
+    (where imagined failures go) got p ~ 0, and plans that fell scored like plans that balanced.
+    These rows put terminal examples past the boundary; a model that predicts a state there then
+    terminates at the next step. They train the head only (no dynamics target).
+    """
+    done = data.terminated.astype(bool)
+    if not done.any():
+        return np.zeros((0, model.cfg.in_dim), np.float32), np.zeros(0, np.float32)
+    x = np.asarray(model.network_input(jnp.asarray(data.next_obs[done]), jnp.asarray(data.action[done])), np.float32)
+    return x, np.full(len(x), TERMINATION_ONLY, np.float32)
 
 
 def make_loss(model: DynamicsModel, cfg: TrainerConfig):
@@ -220,8 +272,10 @@ def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
         hold_idx, train_idx = perm[:n_hold], perm[n_hold:]
         xh, yh = x[hold_idx], y[hold_idx]
         x, y, t = x[train_idx], y[train_idx], t[train_idx]
+        train, held = data.index(train_idx), data.index(hold_idx)
     else:
         xh, yh, _ = transition_arrays(model, holdout)
+        train, held = data, None
     n = len(x)
     if n == 0:
         raise ConfigError("cannot fit a model on an empty training set")
@@ -235,6 +289,11 @@ def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
         state = rebase(model, state, input_norm, target_norm)
     else:
         state = state.replace(input_norm=input_norm, target_norm=target_norm)
+    if model.cfg.predict_termination:  # after the normalisers: those describe real transitions only
+        xa, ta = termination_rows(model, train, held)
+        x, t = np.concatenate([x, xa]), np.concatenate([t, ta])
+        y = np.concatenate([y, np.broadcast_to(np.asarray(state.target_norm.mean, np.float32), (len(xa), y.shape[1]))])
+        n = len(x)
     E = model.cfg.ensemble_size
     Np = _bucket(n, cfg.batch_size)
     xn = jnp.asarray(_pad(np.asarray(state.input_norm.normalize(x)), Np))

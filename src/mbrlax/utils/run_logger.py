@@ -17,6 +17,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from mbrlax.utils.validate import read_csv_rows
+
 
 def to_jsonable(obj: Any) -> Any:
     """Dataclasses, NumPy values and paths as plain JSON values."""
@@ -50,17 +52,24 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 class RunLogger:
     """Writes metrics rows to ``metrics.csv`` (header grows as new keys appear) and TensorBoard.
 
-    ``resume=True`` appends to an existing ``metrics.csv`` instead of starting it over.
+    ``resume=True`` appends to an existing ``metrics.csv`` instead of starting it over;
+    ``keep_rows=n`` then keeps only its first ``n`` rows (those a checkpoint covers: rows logged
+    after it belong to work a killed run lost and will redo) and hides the TensorBoard events
+    logged for the dropped rows (tensorboardX's ``purge_step`` at the first dropped row's step).
     """
 
-    def __init__(self, out_dir: str | os.PathLike, config: Any = None, tensorboard: bool = True, resume: bool = False):
+    def __init__(self, out_dir: str | os.PathLike, config: Any = None, tensorboard: bool = True, resume: bool = False,
+                 keep_rows: int | None = None, step_key: str = "env_steps"):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.csv_path = self.out_dir / "metrics.csv"
         self._rows: list[dict[str, Any]] = []
         if resume and self.csv_path.exists():
-            with open(self.csv_path, newline="") as f:
-                self._rows = [dict(r) for r in csv.DictReader(f)]
+            self._rows = read_csv_rows(self.csv_path)  # DataError naming the file if it is corrupt
+        purge_step = None
+        if keep_rows is not None and len(self._rows) > keep_rows:
+            dropped, self._rows = self._rows[keep_rows:], self._rows[:keep_rows]
+            purge_step = min(self._step(r, step_key, keep_rows + i + 1) for i, r in enumerate(dropped))
         if config is not None:
             config_json = to_jsonable(config)
             if resume:
@@ -72,7 +81,7 @@ class RunLogger:
             try:
                 from tensorboardX import SummaryWriter
 
-                self._tb = SummaryWriter(str(self.out_dir / "tb"))
+                self._tb = SummaryWriter(str(self.out_dir / "tb"), purge_step=purge_step)
             except ImportError:  # TensorBoard is optional; CSV is the record
                 self._tb = None
         self._rewrite()
@@ -85,7 +94,7 @@ class RunLogger:
             return
         try:
             old = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError):  # unreadable, not UTF-8 or not JSON: every setting counts as changed
             old = {}
         was, now = _flatten(old), _flatten(new)
         changes = {k: {"was": was.get(k, "(absent)"), "now": now.get(k, "(absent)")}
@@ -108,11 +117,17 @@ class RunLogger:
         self._rows.append(row)
         self._rewrite()
         if self._tb is not None:
-            step = int(float(row.get(step_key, len(self._rows))))
+            step = self._step(row, step_key, len(self._rows))
             for k, v in row.items():
                 if isinstance(v, (int, float)) and k != step_key:
                     self._tb.add_scalar(k, v, step)
             self._tb.flush()
+
+    @staticmethod
+    def _step(row: Mapping[str, Any], step_key: str, default: int) -> int:
+        """TensorBoard step of a row: ``row[step_key]``, else its 1-based row number."""
+        value = row.get(step_key)
+        return default if value in (None, "") else int(float(value))
 
     def _rewrite(self) -> None:
         keys: list[str] = []
