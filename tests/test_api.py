@@ -36,7 +36,7 @@ def test_top_level_names_are_the_subpackages_objects():
     assert mbrlax.MPCAgent is MPCAgent and mbrlax.pets_light_preset is pets_light_preset
 
 
-def _agent(slow_seconds: float):
+def _agent(slow_seconds: float, notice: bool = True):
     import jax
 
     from mbrlax import MPCAgent, ModelConfig, ObjectiveConfig, get_task, make_planner
@@ -44,15 +44,15 @@ def _agent(slow_seconds: float):
     task = get_task("Pendulum-v1")
     model = ModelConfig(ensemble_size=1, num_elites=1, hidden=8, depth=1).build_for_task(task.obs_dim, task.act_dim, task)
     planner = make_planner("rs", 2, task.action_low, task.action_high, population=4)
-    agent = MPCAgent(planner, model, task, ObjectiveConfig(num_particles=1))
+    agent = MPCAgent(planner, model, task, ObjectiveConfig(num_particles=1), notice_slow_plans=notice)
     agent.SLOW_PLAN_SECONDS = slow_seconds
     agent.set_model(model.init(jax.random.PRNGKey(0)))
     return agent
 
 
-@pytest.mark.parametrize("slow_seconds, notices", [(-1.0, 1), (60.0, 0)])
-def test_slow_planning_notice_once(slow_seconds, notices):
-    agent = _agent(slow_seconds)
+@pytest.mark.parametrize("slow_seconds, notices, notice", [(-1.0, 1, True), (60.0, 0, True), (-1.0, 0, False)])
+def test_slow_planning_notice_once(slow_seconds, notices, notice):
+    agent = _agent(slow_seconds, notice)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(4):

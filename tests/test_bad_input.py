@@ -86,6 +86,10 @@ CONFIG_ERRORS = [
     (["train", "pddm", "--planner.beta", "0"], ["--planner.beta"]),
     (["train", "sac", "--total-steps", "0"], ["--total-steps"]),
     (["train", "sac", "--sac.actor-lr", "-1"], ["--sac.actor-lr"]),
+    (["train", "sac", "--sac.batch-size", "0"], ["--sac.batch-size", ">= 1"]),
+    (["train", "sac", "--sac.gamma", "1.5"], ["--sac.gamma", "[0, 1]"]),
+    (["train", "sac", "--sac.log-std-min", "3"], ["--sac.log-std-min", "< --sac.log-std-max (2.0)"]),
+    (["train", "mbpo", "--sac.tau", "0"], ["--sac.tau", "(0, 1]"]),
     (["train", "mbpo", "--real-ratio", "2"], ["--real-ratio", "[0, 1]"]),
     (["train", "mbpo", "--propagation", "ts2"], ["--propagation"]),
     (["train", "mbpo", "--model.num-elites", "8"], ["--model.num-elites", "--model.ensemble-size (7)"]),
@@ -128,7 +132,16 @@ def test_library_users_get_a_config_error_naming_the_field():
     from mbrlax.models.config import ModelConfig
     from mbrlax.models.trainer import TrainerConfig
 
+    from mbrlax.agents.sac import SACConfig
+    from mbrlax.models.ensemble import EnsembleConfig
+    from mbrlax.planning import make_planner
+
     cases = [(ModelConfig, {"ensemble_size": 0}, "ModelConfig.ensemble_size"),
+             (ModelConfig, {"hidden": 2.5}, "ModelConfig.hidden must be an integer"),
+             (EnsembleConfig, {"obs_dim": 3, "act_dim": 1, "hidden": 0}, "EnsembleConfig.hidden must be >= 1, got 0$"),
+             (SACConfig, {"batch_size": 0}, "SACConfig.batch_size"),
+             (SACConfig, {"target_entropy": float("nan")}, "SACConfig.target_entropy"),
+             (lambda **kw: make_planner("cem", 5, [-1.0], [1.0], **kw), {"population": 0}, "CEM.population"),
              (ModelConfig, {"ensemble_size": 5, "num_elites": 9}, "ModelConfig.num_elites"),
              (TrainerConfig, {"holdout_fraction": 1.5}, "TrainerConfig.holdout_fraction"),
              (TrainerConfig, {"learning_rate": float("nan")}, "TrainerConfig.learning_rate"),
@@ -142,6 +155,28 @@ def test_library_users_get_a_config_error_naming_the_field():
     for cls, kwargs, needle in cases:
         with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
             cls(**kwargs)
+
+
+def test_numpy_numbers_and_paths_are_accepted():
+    import numpy as np
+
+    from mbrlax.algorithms.mpc_loop import MPCLoopConfig, PlannerConfig
+    from mbrlax.models.config import ModelConfig
+
+    assert ModelConfig(ensemble_size=np.int64(5), num_elites=np.int32(5)).ensemble_size == 5
+    assert PlannerConfig(alpha=np.float32(0.1), population=np.int64(100)).population == 100
+    assert MPCLoopConfig(out=Path("runs") / "x").out == Path("runs/x")
+    for bad in (True, np.bool_(True), 5.0):
+        with pytest.raises(ConfigError, match="ModelConfig.ensemble_size must be an integer"):
+            ModelConfig(ensemble_size=bad)
+
+
+def test_a_rejected_env_leaves_no_folder_in_the_loop_demo(tmp_path):
+    from mbrlax.demos.loop import LoopDemoConfig, run
+
+    with pytest.raises(ConfigError, match="known task"):
+        run(LoopDemoConfig(env="LunarLanderContinuous-v3", out=str(tmp_path / "run")))
+    assert not (tmp_path / "run").exists()
 
 
 # ------------------------------------------------------------------------------ commands and help
@@ -225,6 +260,17 @@ def test_resume_without_a_checkpoint_does_not_overwrite_logged_rows(capsys, tmp_
     assert code == 2 and "metrics.csv" in one_error_line(err) and "checkpoint" in one_error_line(err)
     assert (tmp_path / "metrics.csv").read_text() == before and not (tmp_path / "config.json").exists()
     assert not stub_run.seen
+
+
+def test_resume_of_an_old_layout_says_so(capsys, tmp_path, stub_run):
+    """One resume check for the CLI and the loop: the hint about the old checkpoint/ folder reaches the user."""
+    stub_run("mbrlax.algorithms.mpc_loop")
+    _rows(tmp_path)
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "progress.json").write_text("{}")
+    code, _, err = cli(capsys, *MPC_FAST, "--out", str(tmp_path), "--resume")
+    line = one_error_line(err)
+    assert code == 2 and "earlier mbrlax" in line and "drop --resume" in line
 
 
 @pytest.mark.parametrize("command, module", RESUMABLE, ids=[c[1] for c, _ in RESUMABLE])

@@ -190,7 +190,8 @@ def _before_run(cfg: Any, module: Any) -> Any:
     """Checks that need the file system or the env, before the run writes anything.
 
     ``--resume`` is checked against the command module's ``CHECKPOINT_FILE`` (the file whose
-    presence in ``out`` marks a checkpoint); a module without one is not checked here."""
+    presence in ``out`` marks a checkpoint) by :func:`~mbrlax.utils.validate.check_resume`, the
+    check the training loops themselves run; a module without one is not checked here."""
     from mbrlax.utils.validate import check_env, check_resume, check_writable_dir
 
     if isinstance(getattr(cfg, "out", None), str):

@@ -143,18 +143,40 @@ def test_sac_solves_pendulum(tmp_path):  # ~1-2 min: in the default suite (issue
     assert json.loads((tmp_path / "results.json").read_text())["final_return"] == res["final_return"]
 
 
+def _tb_scalars(tb_dir, tag: str) -> dict[int, float]:
+    """``{step: value}`` as TensorBoard shows it (the reader of tests/algorithms/test_mpc_loop.py;
+    it fails on a step logged twice)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "algorithms" / "test_mpc_loop.py"
+    spec = importlib.util.spec_from_file_location("_tb_reader", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module._scalars(tb_dir, tag)
+
+
 def test_train_is_seeded_and_resumes(tmp_path):
     tiny = dict(total_steps=600, start_steps=200, eval_every=300, eval_episodes=1, update_every=20,
                 sac=SACConfig(hidden_sizes=(16, 16), batch_size=32))
     a = train_sac(_pendulum_config(tmp_path / "a", **tiny))
     b = train_sac(_pendulum_config(tmp_path / "b", **tiny))
     assert a["eval_returns"] == b["eval_returns"]  # same seed, same run
+    # as if a run had logged its step-900 row (csv and TensorBoard) and been killed before its checkpoint
+    from tensorboardX import SummaryWriter
+
+    with open(tmp_path / "a" / "metrics.csv", "a") as f:
+        f.write("900,-9999\n")
+    with SummaryWriter(str(tmp_path / "a" / "tb"), filename_suffix=".0") as writer:  # sorts before later writers
+        writer.add_scalar("return", -9999.0, 900)
     # resume: a second call with a larger budget continues from the step-600 checkpoint
     c = train_sac(_pendulum_config(tmp_path / "a", **{**tiny, "total_steps": 900, "resume": True}))
     assert c["env_steps"] == 900 and c["updates"] == a["updates"] + 300
     assert [s for s, _ in c["eval_returns"]] == [300, 600, 900]
     rows = (tmp_path / "a" / "metrics.csv").read_text().strip().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["300", "600", "900"]
+    returns = _tb_scalars(tmp_path / "a" / "tb", "return")  # the stale step-900 event is hidden
+    assert sorted(returns) == [300, 600, 900] and returns[900] == pytest.approx(c["eval_returns"][-1][1])
     assert sorted(p.name for p in (tmp_path / "a" / "ckpt").iterdir()) == ["step_000000900"]
     # a checkpoint whose observations went through another map (an older version) is refused
     loop_file = tmp_path / "a" / "ckpt" / "step_000000900" / "loop.json"

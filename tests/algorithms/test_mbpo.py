@@ -133,9 +133,13 @@ def test_resume_continues_exactly_where_the_killed_run_stopped(tmp_path):
     sac = SAC(4, 1, -3.0, 3.0, _tiny(straight, 1).sac)  # one learner object: its compiled functions serve all runs
     run(_tiny(straight, epochs=2), learner=sac)
     run(_tiny(killed, epochs=1), learner=sac)
-    # a kill after logging epoch 2's row and while writing its checkpoint folder
+    # a kill after logging epoch 2's row (csv and TensorBoard) and while writing its checkpoint folder
+    from tensorboardX import SummaryWriter
+
     with open(killed / "metrics.csv", "a") as f:
-        f.write("2,999,0,0,0,1,0,0\n")
+        f.write("2,140,0,0,0,1,0,0\n")
+    with SummaryWriter(str(killed / "tb"), filename_suffix=".0") as writer:  # sorts before later writers
+        writer.add_scalar("return", -9999.0, 140)
     (killed / "ckpt" / "epoch_00002").mkdir()
     (killed / "ckpt" / "epoch_00002" / "learner.msgpack").write_bytes(b"partial")
     run(_tiny(killed, epochs=2, resume=True), learner=sac)
@@ -160,6 +164,10 @@ def test_resume_continues_exactly_where_the_killed_run_stopped(tmp_path):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
     rows = (killed / "metrics.csv").read_text().strip().splitlines()
     assert len(rows) == 3 and [r.split(",")[0] for r in rows[1:]] == ["1", "2"]  # the stale row was dropped
+    from test_mpc_loop import _scalars  # TensorBoard's view: the stale event hidden, each step once
+
+    returns = _scalars(killed / "tb", "return")
+    assert sorted(returns) == [100, 140] and returns[140] == pytest.approx(b["eval_returns"][-1][1])
     assert sorted(p.name for p in (killed / "ckpt").iterdir()) == ["epoch_00002"]
     assert (killed / "learning_curve.png").exists() and (killed / "results.json").exists()
     print(f"\nthree tiny runs (2 + 1 + 1 epochs): {time.perf_counter() - t0:.0f}s")

@@ -303,3 +303,104 @@ def test_learning_curve_marks_the_random_data_and_draws_the_presets_target(tmp_p
     # other commands' rows (no policy column) are one curve, without a legend
     fig = plot_learning_curve([{"env_steps": 1, "return": 2}], tmp_path / "plain.png")
     assert fig.axes[0].get_legend() is None and len(fig.axes[0].get_lines()) == 1
+
+
+def test_a_checkpoint_under_the_current_name_goes_beside_it(tmp_path):
+    """Saving under the name the pointer names (a run that starts over in its old folder) is no error."""
+    from mbrlax.utils import checkpoint as ckpt
+
+    for value in (1, 2, 3):
+        ckpt.save_checkpoint(tmp_path, "iteration_00000", {"value": value})
+        folder, loop = ckpt.find_checkpoint(tmp_path)
+        assert loop == {"value": value} and [p.name for p in (tmp_path / "ckpt").iterdir()] == [folder.name]
+    assert folder.name in ("iteration_00000", "iteration_00000.new")
+
+
+def test_a_fresh_run_in_a_used_folder_starts_over(tmp_path, capsys, monkeypatch):
+    """Without --resume, the previous run's checkpoint goes before any work: no clash with this run's
+    first checkpoint, and no stale checkpoint beside an emptied metrics.csv if this run dies early."""
+    from mbrlax.algorithms import mpc_loop
+    from mbrlax.cli import main
+
+    notices = []
+
+    class Agent(mpc_loop.MPCAgent):  # the loop logs plan times itself: no slow-plan notice
+        def __init__(self, *args, **kwargs):
+            notices.append(kwargs.get("notice_slow_plans", True))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(mpc_loop, "MPCAgent", Agent)
+    args = [*TINY, "--out", str(tmp_path), "--iterations", "0", "--no-video"]
+    assert main(args) == 0 and (tmp_path / "checkpoint.json").exists()
+    capsys.readouterr()
+    assert main(args) == 0  # its first checkpoint is iteration_00000 again
+    notice = f"starting over in {tmp_path}: replacing the previous run's checkpoint.json, ckpt, metrics.csv"
+    assert notice in capsys.readouterr().out
+    assert notices == [False, False]
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mpc_loop, "_episode", killed)  # dies in its first (random) episode
+    assert main(args) == 130
+    assert not (tmp_path / "checkpoint.json").exists() and not (tmp_path / "ckpt").exists()
+
+
+def test_an_episode_goes_on_when_rendering_fails(capsys):
+    import numpy as np
+
+    from mbrlax.algorithms.mpc_loop import _episode
+    from mbrlax.data.buffer import ReplayBuffer
+
+    class NoGL:
+        renders = 0
+
+        def reset(self, seed=None):
+            self.t = 0
+            return np.zeros(1, np.float32), {}
+
+        def step(self, action):
+            self.t += 1
+            return np.zeros(1, np.float32), 1.0, False, self.t >= 3, {}
+
+        def render(self):
+            self.renders += 1
+            raise RuntimeError("cannot create an EGL context\nsecond line")
+
+    env = NoGL()
+    total, steps, frames = _episode(env, lambda obs: np.zeros(1), 0, ReplayBuffer(8, 1, 1), seed=0, render=True)
+    assert (total, steps, frames, env.renders) == (3.0, 3, [], 1)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["rendering failed (RuntimeError: cannot create an EGL context); the run goes on without video.gif"]
+
+
+def test_resuming_a_finished_run_names_its_video(tmp_path, capsys):
+    from mbrlax.cli import main
+
+    args = [*TINY, "--out", str(tmp_path), "--iterations", "0"]
+    assert main(args) == 0
+    (tmp_path / "video.gif").write_bytes(b"GIF89a")  # as the earlier invocation left it
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "no video.gif" not in out and f"{tmp_path}/video.gif is from an earlier invocation" in out
+
+
+def test_resume_refuses_metrics_rows_that_do_not_fit_the_checkpoint(tmp_path):
+    import json
+
+    from mbrlax.algorithms.mpc_loop import _resume_point
+    from mbrlax.errors import DataError
+
+    folder = tmp_path / "ckpt" / "iteration_00002"
+    folder.mkdir(parents=True)
+    (folder / "loop.json").write_text(json.dumps({"env_id": "cartpole-swingup", "iteration": 2, "env_steps": 60,
+                                                  "rows": 3, "row": {"iteration": 2}, "key": [0, 1]}))
+    (tmp_path / "checkpoint.json").write_text(json.dumps({"path": "ckpt/iteration_00002"}))
+    good = "iteration,env_steps,return\n0,20,1.5\n1,40,2.5\n"
+    (tmp_path / "metrics.csv").write_text(good)
+    assert _resume_point(tmp_path)[0] == folder
+    for bad in (good.replace("2.5", "lots"), good.replace("\n1,", "\n7,"), good.replace(",40,", ",,")):
+        (tmp_path / "metrics.csv").write_text(bad)
+        with pytest.raises(DataError, match=r"metrics\.csv row 2 "):
+            _resume_point(tmp_path)

@@ -36,14 +36,20 @@ class MPCConfig:
 
 
 class MPCAgent:
-    """Owns a planner, a model's (elite) state and a task; ``act(obs)`` returns one action ``[A]``."""
+    """Owns a planner, a model's (elite) state and a task; ``act(obs)`` returns one action ``[A]``.
+
+    ``notice_slow_plans``: warn once when a plan is slow, pointing at the light settings (for
+    library users; a training loop that chose its sizes and logs plan times passes False).
+    """
 
     SLOW_PLAN_SECONDS = 1.0  # a plan after warm-up slower than this prints a one-time notice
     _slow_noticed = False
 
     def __init__(self, planner, model: DynamicsModel, task: Task | None, objective: ObjectiveConfig = ObjectiveConfig(),
-                 cfg: MPCConfig = MPCConfig(), seed: int = 0, terminal_value: TerminalValue | None = None):
+                 cfg: MPCConfig = MPCConfig(), seed: int = 0, terminal_value: TerminalValue | None = None,
+                 notice_slow_plans: bool = True):
         self.planner, self.model, self.cfg = planner, model, cfg
+        self.notice_slow_plans = notice_slow_plans
         self._key = jax.random.PRNGKey(seed)
         self._objective = make_objective(model, task, objective, terminal_value)
         self._plan = jax.jit(lambda ps, ms, obs, key: planner.plan(ps, self._objective(ms, obs), key))
@@ -60,9 +66,11 @@ class MPCAgent:
         self._model_state = self.model.elite_state(state)
 
     def rng_state(self) -> dict:
-        """The agent's random state between episodes, a pytree for a checkpoint: its key and the
-        planner's state. (Within an episode the stored plan and cursor matter too; the loops
-        checkpoint between episodes, where :meth:`reset` forgets them.)"""
+        """The agent's random state, a pytree for a checkpoint: its key and the planner's state.
+        Between episodes only the key matters: :meth:`reset`, called at the start of each episode,
+        draws a fresh planner state from it (the saved planner state serves an agent that acts on
+        without a reset). Within an episode the stored plan and cursor would matter too; they are
+        not saved, so checkpoint between episodes."""
         return {"key": self._key, "planner": self._planner_state}
 
     def restore_rng_state(self, state: dict) -> None:
@@ -112,7 +120,8 @@ class MPCAgent:
 
     def _notice_if_slow(self) -> None:
         """Once per agent: say so when a plan after the first (which compiles) is slow, and how to get light settings."""
-        if self._slow_noticed or len(self.plan_seconds) < 2 or self.plan_seconds[-1] <= self.SLOW_PLAN_SECONDS:
+        if (not self.notice_slow_plans or self._slow_noticed or len(self.plan_seconds) < 2
+                or self.plan_seconds[-1] <= self.SLOW_PLAN_SECONDS):
             return
         self._slow_noticed = True
         warnings.warn(f"mbrlax: one plan took {self.plan_seconds[-1]:.1f} s; the library's defaults are the paper's "

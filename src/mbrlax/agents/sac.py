@@ -36,6 +36,7 @@ from flax import struct
 
 from mbrlax.agents.learner import PRNGKey, TrainBatch
 from mbrlax.errors import ConfigError
+from mbrlax.utils.validate import check_finite, check_le, check_range
 
 _LOG2 = math.log(2.0)
 
@@ -68,16 +69,15 @@ class SACConfig:
     """Upper clip of the actor's log standard deviation."""
 
     def __post_init__(self):
-        object.__setattr__(self, "hidden_sizes", tuple(int(h) for h in self.hidden_sizes))  # hashable
-        if not self.hidden_sizes or any(h <= 0 for h in self.hidden_sizes):
-            raise ConfigError(f"SACConfig.hidden_sizes must be positive widths, got {self.hidden_sizes}")
-        for name in ("actor_lr", "critic_lr", "alpha_lr", "init_alpha"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"SACConfig.{name} must be > 0, got {getattr(self, name)}")
-        if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.tau <= 1.0:
-            raise ConfigError(f"SACConfig needs gamma in [0, 1] and tau in (0, 1], got {self.gamma}, {self.tau}")
-        if self.batch_size <= 0 or self.log_std_min >= self.log_std_max:
-            raise ConfigError("SACConfig needs batch_size > 0 and log_std_min < log_std_max")
+        object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))  # hashable
+        if not self.hidden_sizes:
+            raise ConfigError("SACConfig.hidden_sizes needs at least one layer width")
+        check_range(self, "hidden_sizes", "batch_size", ge=1)
+        check_range(self, "actor_lr", "critic_lr", "alpha_lr", "init_alpha", gt=0)
+        check_range(self, "gamma", ge=0, le=1)
+        check_range(self, "tau", gt=0, le=1)
+        check_finite(self, "target_entropy", "log_std_min", "log_std_max")
+        check_le(self, "log_std_min", "log_std_max", strict=True)
 
 
 # ------------------------------------------------------------------------------------ networks

@@ -69,13 +69,13 @@ from mbrlax.errors import ConfigError, DataError, TrainingDivergedError
 from mbrlax.models.config import ModelConfig
 from mbrlax.models.propagation import PROPAGATIONS
 from mbrlax.models.trainer import TrainerConfig, fit
-from mbrlax.utils.checkpoint import check_same_policy_input, find_checkpoint, load_pytree, save_checkpoint
+from mbrlax.utils.checkpoint import (POINTER, check_same_policy_input, clear_checkpoint, find_checkpoint, load_pytree,
+                                     save_checkpoint)
 from mbrlax.utils.plots import plot_learning_curve
 from mbrlax.utils.run_logger import RunLogger
-from mbrlax.utils.validate import check_choice, check_nonempty, check_range, check_seed, setting
+from mbrlax.utils.validate import check_choice, check_nonempty, check_range, check_resume, check_seed, setting
 
-_POINTER = "checkpoint.json"
-CHECKPOINT_FILE = _POINTER  # its presence in ``out`` marks a checkpoint (the CLI's --resume check)
+CHECKPOINT_FILE = POINTER  # its presence in ``out`` marks a checkpoint (the CLI's --resume check)
 PHASES = ("env", "model", "rollout", "policy", "eval")
 
 
@@ -387,7 +387,8 @@ def run(cfg: MBPOConfig, learner: PolicyLearner | None = None) -> dict[str, Any]
                             "model_fits": 0, "train_returns": [], "eval_returns": [],
                             "time_s": {p: 0.0 for p in PHASES}}
     episode = _Episode(env, cfg.seed)
-    restored = _load_checkpoint(out, learner_state, model_state, real.capacity) if cfg.resume else None
+    resume = cfg.resume and check_resume(out, POINTER)
+    restored = _load_checkpoint(out, learner_state, model_state, real.capacity) if resume else None
     if restored is not None:
         learner_state, model_state, real, model_buf, loop = restored
         if loop["env_id"] != resolve_env_id(cfg.env):
@@ -402,9 +403,11 @@ def run(cfg: MBPOConfig, learner: PolicyLearner | None = None) -> dict[str, Any]
         episode.restore(loop["episode"])
     else:
         episode.reset()
-    logger = RunLogger(out, cfg, resume=restored is not None)
-    if restored is not None:  # rows after the checkpoint belong to the lost stretch
-        logger.rows[:] = [r for r in logger.rows if int(float(r.get("epoch", 0))) <= loop["epoch"]]
+        clear_checkpoint(out)  # a new run: an earlier run's checkpoint must not meet this one's
+    # on resume, rows after the checkpoint's (one per evaluation) belong to the lost stretch: dropped,
+    # and their TensorBoard events hidden
+    logger = RunLogger(out, cfg, resume=restored is not None,
+                       keep_rows=len(loop["eval_returns"]) if restored is not None else None)
     clock = loop["time_s"]
     bar = tqdm(total=total_steps, initial=loop["env_steps"], disable=not cfg.progress, unit="step",
                desc=f"mbpo {cfg.env}", dynamic_ncols=True)

@@ -15,12 +15,15 @@ the model state, the data, the loop's key, the agent's key and planner state, th
 number of metrics rows logged. ``resume=True`` continues from one and reproduces the uninterrupted
 run exactly (episodes reset the env with their own seed; the random-policy stream is used up
 before the first checkpoint); metrics rows and TensorBoard events logged after the checkpoint are
-dropped, since that work is redone.
+dropped, since that work is redone. A run without ``resume`` starts the folder over (its old
+checkpoint is removed before any work).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,10 +42,11 @@ from mbrlax.errors import ConfigError, DataError
 from mbrlax.models.config import ModelConfig
 from mbrlax.models.trainer import TrainerConfig, fit
 from mbrlax.planning import PLANNER_NAMES, PLANNERS, make_planner
-from mbrlax.utils.checkpoint import POINTER, find_checkpoint, load_pytree, save_checkpoint
+from mbrlax.utils.checkpoint import POINTER, clear_checkpoint, find_checkpoint, load_pytree, save_checkpoint
 from mbrlax.utils.plots import plot_learning_curve
 from mbrlax.utils.run_logger import RunLogger, to_jsonable
-from mbrlax.utils.validate import check_choice, check_le, check_nonempty, check_range, check_seed, read_csv_rows, setting
+from mbrlax.utils.validate import (check_choice, check_le, check_nonempty, check_range, check_resume, check_seed,
+                                   read_csv_rows, setting)
 from mbrlax.utils.video import save_video
 
 CHECKPOINT_FILE = POINTER
@@ -142,12 +146,19 @@ class MPCLoopConfig:
 def _episode(env, policy_act, max_steps: int, buffer: ReplayBuffer, seed: int, render: bool = False,
              on_step=None, record: list | None = None) -> tuple[float, int, list]:
     """One real episode with ``policy_act(obs[D]) -> action[A]``; transitions go into ``buffer``
-    (and ``(reward, terminated)`` of each step into ``record`` if given)."""
+    (and ``(reward, terminated)`` of each step into ``record`` if given). With ``render``, the frames;
+    if rendering fails (e.g. no OpenGL), one line says so and the episode goes on without them."""
     obs, _ = env.reset(seed=seed)
     total, frames, t = 0.0, [], 0
     while True:
         if render:
-            frames.append(env.render())
+            try:
+                frames.append(env.render())
+            except Exception as e:  # GL and driver errors come in many types
+                reason = (str(e).strip().splitlines() or [""])[0]
+                print(f"rendering failed ({type(e).__name__}: {reason}); the run goes on without video.gif",
+                      file=sys.stderr)
+                render, frames = False, []
         action = np.asarray(policy_act(obs), np.float32)
         next_obs, reward, terminated, truncated, _ = env.step(action)
         t += 1
@@ -196,10 +207,6 @@ def _random_episode_seed(seed: int, i: int) -> int:
 
 def run(cfg: MPCLoopConfig) -> dict:
     """Run the aggregation loop; returns the summary written to ``results.json``."""
-    if cfg.random_episodes < 1 and cfg.random_steps < 1:
-        raise ConfigError("MPCLoopConfig needs random data to fit the first model: random_episodes or random_steps >= 1")
-    if cfg.random_steps > cfg.buffer_capacity:
-        raise ConfigError(f"random_steps ({cfg.random_steps}) exceeds buffer_capacity ({cfg.buffer_capacity})")
     out = Path(cfg.out)
     found = _resume_point(out) if cfg.resume else None
     env = make_env(cfg.env, seed=cfg.seed, render_mode="rgb_array" if cfg.video else None, render_optional=True)
@@ -211,7 +218,7 @@ def run(cfg: MPCLoopConfig) -> dict:
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     model = cfg.model.build_for_task(obs_dim, act_dim, task)
     planner = cfg.planner.build(low, high)
-    agent = MPCAgent(planner, model, task, cfg.objective, cfg.mpc, seed=cfg.seed)
+    agent = MPCAgent(planner, model, task, cfg.objective, cfg.mpc, seed=cfg.seed, notice_slow_plans=False)
     key = jax.random.PRNGKey(cfg.seed)
     key, k_init = jax.random.split(key)
     state = model.init(k_init)
@@ -245,7 +252,10 @@ def run(cfg: MPCLoopConfig) -> dict:
         start_iter, env_steps = loop["iteration"], loop["env_steps"]
     # written only now, so that a checkpoint that cannot be read leaves the folder as it was. On resume,
     # metrics rows after the checkpoint's are dropped; its own row is dropped and logged again, so that
-    # a kill while that row was being written leaves no trace in metrics.csv or tb/
+    # a kill while that row was being written leaves no trace in metrics.csv or tb/. A new run first
+    # removes an earlier run's checkpoint, which its own would collide with or a later resume continue
+    if found is None:
+        clear_checkpoint(out)
     logger = RunLogger(out, cfg, resume=found is not None, keep_rows=None if found is None else found[1]["rows"] - 1)
     if found is not None:
         logger.log(found[1]["row"])
@@ -319,25 +329,24 @@ def run(cfg: MPCLoopConfig) -> dict:
     print(f"{cfg.env}: MPC returns per iteration: {[round(r, 1) for r in summary_returns]}")
     print(f"wrote {out}/learning_curve.png, metrics.csv, results.json" + (", video.gif" if video_written else ""))
     if cfg.video and not video_written:
-        print("no video.gif: " + ("rendering or writing it failed (see the warning above)" if start_iter < cfg.iterations
-                                  else "no MPC episode ran in this invocation"))
+        if start_iter < cfg.iterations:
+            print("no video.gif: rendering or writing it failed (see the warning above)")
+        elif (out / "video.gif").exists():
+            print(f"{out}/video.gif is from an earlier invocation (no MPC episode ran in this one)")
+        else:
+            print("no video.gif: no MPC episode ran in this invocation")
     return summary
 
 
 def _resume_point(out: Path) -> tuple[Path, dict] | None:
     """The checkpoint ``--resume`` continues from, ``(folder, loop)``, or None to start from the
     beginning when there is none and nothing would be lost (no metrics rows). Rows without a
-    checkpoint are refused (ConfigError), as are checkpoint files that do not fit (DataError)."""
-    rows = read_csv_rows(out / "metrics.csv") if (out / "metrics.csv").is_file() else []
-    found = find_checkpoint(out)
-    if found is None:
-        if rows:
-            old = " (its checkpoint/ folder is from an earlier mbrlax, which cannot resume exactly)" \
-                if (out / "checkpoint" / "progress.json").exists() else ""
-            raise ConfigError(f"cannot resume {out}: metrics.csv has {len(rows)} rows but there is no {POINTER}{old}; "
-                              "use another --out, or drop --resume to start over")
+    checkpoint are refused (ConfigError, :func:`~mbrlax.utils.validate.check_resume`), as are
+    checkpoint files and metrics rows that do not fit (DataError)."""
+    if not check_resume(out, POINTER):
         return None
-    folder, loop = found
+    rows = read_csv_rows(out / "metrics.csv") if (out / "metrics.csv").is_file() else []
+    folder, loop = find_checkpoint(out)
     try:
         loop["iteration"], loop["env_steps"], loop["rows"] = int(loop["iteration"]), int(loop["env_steps"]), int(loop["rows"])
         loop["env_id"], loop["key"] = str(loop["env_id"]), [int(k) for k in loop["key"]]
@@ -348,12 +357,23 @@ def _resume_point(out: Path) -> tuple[Path, dict] | None:
     if len(rows) < loop["rows"] - 1:
         raise DataError(f"{out / 'metrics.csv'} has {len(rows)} rows, its checkpoint covers {loop['rows']}: "
                         "the file was truncated or replaced")
+    for i, row in enumerate(rows[: loop["rows"] - 1]):  # the rows the resumed run keeps
+        try:
+            float(row["return"])
+            ok = int(row["iteration"]) == i and math.isfinite(float(row["env_steps"]))
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise DataError(f"{out / 'metrics.csv'} row {i + 1} is not iteration {i} with numeric env_steps and return "
+                            f"(got iteration {row.get('iteration')!r}, return {row.get('return')!r}): the file was "
+                            "edited or replaced")
     return folder, loop
 
 
 def checkpoint_buffer_path(out: str | Path) -> Path | None:
-    """The replay buffer file of a run's checkpoint (all its real transitions), or None if it has
-    none; runs written before checkpoint.json kept it in ``checkpoint/buffer.npz``."""
+    """The replay buffer file of a run's checkpoint (its real transitions, the last
+    ``buffer_capacity`` of them once the buffer wrapped), or None if it has none; runs written
+    before checkpoint.json kept it in ``checkpoint/buffer.npz``."""
     out = Path(out)
     found = find_checkpoint(out)
     path = found[0] / "buffer.npz" if found is not None else out / "checkpoint" / "buffer.npz"

@@ -47,13 +47,12 @@ from mbrlax.data.buffer import ReplayBuffer
 from mbrlax.envs.registry import get_task, resolve_env_id
 from mbrlax.errors import ConfigError, TrainingDivergedError
 from mbrlax.utils import checkpoint as checkpoint_files
-from mbrlax.utils.checkpoint import check_same_policy_input, load_pytree
+from mbrlax.utils.checkpoint import POINTER, check_same_policy_input, clear_checkpoint, load_pytree
 from mbrlax.utils.plots import plot_learning_curve
 from mbrlax.utils.run_logger import RunLogger
-from mbrlax.utils.validate import check_nonempty, check_range, check_seed
+from mbrlax.utils.validate import check_nonempty, check_range, check_resume, check_seed
 
-_CKPT_POINTER = "checkpoint.json"
-CHECKPOINT_FILE = _CKPT_POINTER  # its presence in ``out`` marks a checkpoint (the CLI's --resume check)
+CHECKPOINT_FILE = POINTER  # its presence in ``out`` marks a checkpoint (the CLI's --resume check)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,7 +168,8 @@ def train_sac(config: SACTrainConfig) -> dict[str, Any]:
     loop = {"env": env_id, "policy_input": policy_input, "env_steps": 0, "episodes": 0, "updates": 0,
             "time_s": 0.0, "train_returns": [], "eval_returns": []}
 
-    restored = load_checkpoint(out_dir, state, buffer.capacity) if config.resume else None
+    resume = config.resume and check_resume(out_dir, POINTER)
+    restored = load_checkpoint(out_dir, state, buffer.capacity) if resume else None
     if restored is not None:
         state, buffer, loop = restored
         if loop["env"] != env_id:
@@ -178,9 +178,12 @@ def train_sac(config: SACTrainConfig) -> dict[str, Any]:
         buffer.check_compatible(obs_dim, act_dim, "checkpoint buffer")
         rng.bit_generator.state = loop["np_rng"]
         key = np.asarray(loop["jax_key"], np.uint32)
-    logger = RunLogger(out_dir, config, resume=restored is not None)
-    if restored is not None:  # rows logged after the checkpoint belong to the lost stretch
-        logger.rows[:] = [r for r in logger.rows if float(r["env_steps"]) <= loop["env_steps"]]
+    else:
+        clear_checkpoint(out_dir)  # a new run: an earlier run's checkpoint must not meet this one's
+    # on resume, rows logged after the checkpoint's (one per evaluation) belong to the lost stretch:
+    # dropped, and their TensorBoard events hidden
+    logger = RunLogger(out_dir, config, resume=restored is not None,
+                       keep_rows=len(loop["eval_returns"]) if restored is not None else None)
 
     obs, _ = env.reset(seed=config.seed + loop["episodes"])
     ep_return, metrics = 0.0, None

@@ -193,14 +193,12 @@ def run(cfg: LoopDemoConfig) -> dict:
     """Fit once, run every variant on the same seeded episodes; print and save the table and figure."""
     if cfg.quick:
         cfg = _quick(cfg)
-    if not cfg.replan_every or min(cfg.replan_every) < 0 or cfg.horizon < 1 or cfg.episodes < 1:
-        raise ConfigError("need replan_every entries >= 0 (0: open loop), horizon >= 1 and episodes >= 1")
+    task = get_task(cfg.env)
+    if task is None:  # before the run folder is written
+        raise ConfigError(f"the loop demo needs an environment with a known task; {cfg.env!r} has none")
     out = Path(cfg.out)
     logger = RunLogger(out, cfg, tensorboard=False)
     watch, cpu_start = Stopwatch(), time.process_time()
-    task = get_task(cfg.env)
-    if task is None:
-        raise ConfigError(f"the loop demo needs an environment with a known task; {cfg.env!r} has none")
 
     with watch("collect"):
         env = make_env(cfg.env, seed=cfg.seed)

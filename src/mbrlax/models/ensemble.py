@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mbrlax.errors import ConfigError
+from mbrlax.utils.validate import check_choice, check_range
 
 ACTIVATIONS: dict[str, Callable[[jnp.ndarray], jnp.ndarray]] = {
     "silu": jax.nn.silu,
@@ -63,10 +63,8 @@ class EnsembleConfig:
     """Size of the observation features fed to the network (0: the raw observation, D)."""
 
     def __post_init__(self):
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(f"unknown activation {self.activation!r}; choose from {sorted(ACTIVATIONS)}")
-        if min(self.obs_dim, self.act_dim, self.ensemble_size, self.hidden, self.depth) <= 0:
-            raise ConfigError(f"ensemble sizes must be positive: {self}")
+        check_choice(self, "activation", ACTIVATIONS)
+        check_range(self, "obs_dim", "act_dim", "ensemble_size", "hidden", "depth", ge=1)
 
     @property
     def in_dim(self) -> int:

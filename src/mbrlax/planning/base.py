@@ -141,18 +141,6 @@ class BoundedPlanner:
         return self.clip(init_actions)
 
 
-def check_positive(**values: float) -> None:
-    """Raise ``ConfigError`` naming the first setting that is not > 0."""
-    for name, v in values.items():
-        if not v > 0:
-            raise ConfigError(f"{name} must be > 0, got {v}")
-
-
-def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {choices}, got {value!r}")
-
-
 def sanitize_returns(returns: Array) -> Array:
     """``[N] -> [N]``: NaN and ``+inf`` (a model that blew up) become ``-inf`` so they rank last; float32."""
     returns = jnp.asarray(returns, dtype=jnp.float32)

@@ -33,9 +33,9 @@ import jax.numpy as jnp
 from flax import struct
 
 from mbrlax.errors import ConfigError
-from mbrlax.planning.base import (Array, BoundedPlanner, Objective, PRNGKey, check_choice,
-                                  check_positive, empty_history, evaluate, finite_mean, shift_time,
-                                  top_k, update_best)
+from mbrlax.planning.base import (Array, BoundedPlanner, Objective, PRNGKey, empty_history, evaluate,
+                                  finite_mean, shift_time, top_k, update_best)
+from mbrlax.utils.validate import check_choice, check_range
 
 
 @struct.dataclass
@@ -70,14 +70,13 @@ class CEM(BoundedPlanner):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive(population=self.population, elites=self.elites, iterations=self.iterations,
-                       init_std=self.init_std)
+        check_range(self, "population", "elites", "iterations", "init_std", gt=0)
         if self.elites > self.population:
             raise ConfigError(f"elites ({self.elites}) must be <= population ({self.population})")
         if not 0.0 <= self.alpha < 1.0:
             raise ConfigError(f"alpha must be in [0, 1), got {self.alpha}")
-        check_choice("sampling", self.sampling, ("truncated", "clip"))
-        check_choice("select", self.select, ("mean", "best"))
+        check_choice(self, "sampling", ("truncated", "clip"))
+        check_choice(self, "select", ("mean", "best"))
 
     def init_var(self) -> Array:
         """``[H, A]`` initial variance."""

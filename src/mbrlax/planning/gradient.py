@@ -30,9 +30,9 @@ import optax
 from flax import struct
 
 from mbrlax.errors import ConfigError
-from mbrlax.planning.base import (Array, BoundedPlanner, Objective, PRNGKey, check_choice,
-                                  check_positive, finite_mean, sanitize_returns, shift_time,
-                                  update_best)
+from mbrlax.planning.base import (Array, BoundedPlanner, Objective, PRNGKey, finite_mean, sanitize_returns,
+                                  shift_time, update_best)
+from mbrlax.utils.validate import check_choice, check_range
 
 
 @struct.dataclass
@@ -64,11 +64,10 @@ class GradientPlanner(BoundedPlanner):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive(candidates=self.candidates, steps=self.steps,
-                       learning_rate=self.learning_rate, squash_margin=self.squash_margin)
+        check_range(self, "candidates", "steps", "learning_rate", "squash_margin", gt=0)
         if self.init_std < 0:
             raise ConfigError(f"init_std must be >= 0, got {self.init_std}")
-        check_choice("init_mode", self.init_mode, ("one", "all"))
+        check_choice(self, "init_mode", ("one", "all"))
 
     def init(self, key: PRNGKey) -> GradientState:
         del key

@@ -36,9 +36,10 @@ import jax.numpy as jnp
 from flax import struct
 
 from mbrlax.errors import ConfigError
-from mbrlax.planning.base import (Array, BoundedPlanner, Objective, PRNGKey, check_positive,
-                                  evaluate, finite_mean, shift_time, top_k)
+from mbrlax.planning.base import (Array, BoundedPlanner, Objective, PRNGKey, evaluate, finite_mean,
+                                  shift_time, top_k)
 from mbrlax.planning.noise import colored_noise
+from mbrlax.utils.validate import check_range
 
 
 @struct.dataclass
@@ -76,8 +77,7 @@ class ICEM(BoundedPlanner):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive(population=self.population, elites=self.elites, iterations=self.iterations,
-                       init_std=self.init_std)
+        check_range(self, "population", "elites", "iterations", "init_std", gt=0)
         if self.decay < 1.0:
             raise ConfigError(f"decay must be >= 1, got {self.decay}")
         if not 0.0 <= self.keep_fraction <= 1.0:

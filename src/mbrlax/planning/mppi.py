@@ -31,8 +31,9 @@ import numpy as np
 from flax import struct
 
 from mbrlax.errors import ConfigError
-from mbrlax.planning.base import (Array, BoundedPlanner, Objective, PRNGKey, check_positive,
-                                  evaluate, finite_mean, shift_time, update_best)
+from mbrlax.planning.base import (Array, BoundedPlanner, Objective, PRNGKey, evaluate, finite_mean,
+                                  shift_time, update_best)
+from mbrlax.utils.validate import check_range
 
 
 @struct.dataclass
@@ -61,8 +62,7 @@ class MPPI(BoundedPlanner):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive(population=self.population, gamma=self.gamma, noise_std=self.noise_std,
-                       iterations=self.iterations)
+        check_range(self, "population", "gamma", "noise_std", "iterations", gt=0)
         if not 0.0 < self.beta <= 1.0:
             raise ConfigError(f"beta must be in (0, 1], got {self.beta}")
 

@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from mbrlax.planning.base import (Array, BoundedPlanner, Objective, PRNGKey, check_positive,
-                                  evaluate, finite_mean, shift_time)
+from mbrlax.planning.base import Array, BoundedPlanner, Objective, PRNGKey, evaluate, finite_mean, shift_time
+from mbrlax.utils.validate import check_range
 
 
 @struct.dataclass
@@ -36,7 +36,7 @@ class RandomShooting(BoundedPlanner):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive(population=self.population)
+        check_range(self, "population", gt=0)
 
     def init(self, key: PRNGKey) -> RandomShootingState:
         del key

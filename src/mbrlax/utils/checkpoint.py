@@ -7,7 +7,8 @@ a corrupt or mismatched file raises :class:`~mbrlax.errors.DataError` naming the
 A loop's checkpoint (:func:`save_checkpoint`) is ``OUT/ckpt/NAME/`` holding its pytrees, buffers
 and ``loop.json``; only when every file is written does ``OUT/checkpoint.json`` (replaced
 atomically) point at it, then older folders go. A run killed at any moment leaves the pointer on
-a complete checkpoint (the previous one while a new one is being written).
+a complete checkpoint (the previous one while a new one is being written). A run that starts over
+in a used folder first removes the previous run's checkpoint (:func:`clear_checkpoint`).
 """
 
 from __future__ import annotations
@@ -67,14 +68,15 @@ def save_checkpoint(out: str | os.PathLike, name: str, loop: Mapping[str, Any], 
     .save(path)}`` (replay buffers); ``loop``: JSON counters and RNG states, as ``loop.json``;
     ``pointer``: extra JSON fields of ``checkpoint.json`` (e.g. the epoch, for a reader's eye).
     Returns the folder. A stale folder of the same name (from a write that was killed) is cleared
-    first; the folder the pointer names is never written into.
+    first. The folder the pointer names is never written into: if it is ``ckpt/NAME`` itself, the
+    new checkpoint goes to ``ckpt/NAME.new`` and the pointer moves there (nothing is raised).
     """
     out = Path(out)
     rel = Path("ckpt") / name
-    folder = out / rel
     current = _pointed_folder(out)
-    if current is not None and current.resolve() == folder.resolve():
-        raise ValueError(f"checkpoint {folder} is the current one; a new checkpoint needs a new name")
+    if current is not None and current.resolve() == (out / rel).resolve():
+        rel = Path("ckpt") / f"{name}.new"
+    folder = out / rel
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     for file, tree in trees.items():
@@ -89,6 +91,22 @@ def save_checkpoint(out: str | os.PathLike, name: str, loop: Mapping[str, Any], 
         if old.name != rel.name:
             shutil.rmtree(old, ignore_errors=True)
     return folder
+
+
+def clear_checkpoint(out: str | os.PathLike) -> None:
+    """Remove a previous run's checkpoint (``OUT/checkpoint.json``, then ``OUT/ckpt/``) from a run
+    folder, so that neither this run's checkpoints nor a later ``resume`` meet it. Call it when a run
+    starts without resuming, before it does any work; prints one line when it replaces a previous
+    run's checkpoint or metrics."""
+    out = Path(out)
+    metrics = out / "metrics.csv"
+    old = [name for name in (POINTER, "ckpt") if (out / name).exists()]
+    if metrics.is_file() and len(metrics.read_bytes().splitlines()) > 1:  # a header and rows
+        old.append("metrics.csv")
+    if old:
+        print(f"starting over in {out}: replacing the previous run's {', '.join(old)}")
+    (out / POINTER).unlink(missing_ok=True)  # first: without the pointer the folder holds no checkpoint
+    shutil.rmtree(out / "ckpt", ignore_errors=True)
 
 
 def _pointed_folder(out: Path) -> Path | None:

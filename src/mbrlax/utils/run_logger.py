@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import json
 import os
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -81,7 +82,10 @@ class RunLogger:
             try:
                 from tensorboardX import SummaryWriter
 
-                self._tb = SummaryWriter(str(self.out_dir / "tb"), purge_step=purge_step)
+                # tensorboardX names the file by the second: a writer started in the same second as the
+                # last one (a quick resume) would overwrite its events, so the name gets the nanoseconds too
+                self._tb = SummaryWriter(str(self.out_dir / "tb"), purge_step=purge_step,
+                                         filename_suffix=f".{time.time_ns()}")
             except ImportError:  # TensorBoard is optional; CSV is the record
                 self._tb = None
         self._rewrite()
@@ -126,8 +130,10 @@ class RunLogger:
     @staticmethod
     def _step(row: Mapping[str, Any], step_key: str, default: int) -> int:
         """TensorBoard step of a row: ``row[step_key]``, else its 1-based row number."""
-        value = row.get(step_key)
-        return default if value in (None, "") else int(float(value))
+        try:
+            return int(float(row[step_key]))
+        except (KeyError, TypeError, ValueError, OverflowError):  # absent, empty or garbled
+            return default
 
     def _rewrite(self) -> None:
         keys: list[str] = []

@@ -4,14 +4,17 @@ A failed check raises :class:`~mbrlax.errors.ConfigError` (or :class:`~mbrlax.er
 for a file) in one line that names the setting as ``Class.field`` and says what is allowed, e.g.
 ``ModelConfig.num_elites must be <= ModelConfig.ensemble_size (5), got 9``; the CLI rewrites these
 names into its flags (``--model.num-elites``), so the same message serves library and CLI users.
-NaN fails every range check (``not v >= low``).
+A number is any real number but a bool (NumPy scalars included); a field annotated ``int`` (or a
+tuple of ints) needs an integer. :func:`check_range` also wants it finite: NaN and inf fail it.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
+import numbers
 import os
 from pathlib import Path
 from typing import Any, Iterable
@@ -30,9 +33,26 @@ def _show(v: Any) -> str:
     return repr(v) if isinstance(v, str) else str(v)
 
 
+def _is_number(v: Any, integer: bool = False) -> bool:
+    """A real number (NumPy's too), not a bool; with ``integer``, an integral one (int, NumPy ints)."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        return False
+    return isinstance(v, numbers.Integral) if integer else True
+
+
+def _wants_int(cfg: Any, field: str) -> bool:
+    """Whether the dataclass field is annotated ``int`` or a tuple of ints."""
+    f = next((f for f in dataclasses.fields(cfg) if f.name == field), None) if dataclasses.is_dataclass(cfg) else None
+    if f is None:
+        return False
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", None) or str(f.type)
+    return kind == "int" or kind.replace(" ", "").startswith("tuple[int")
+
+
 def check_range(cfg: Any, *fields: str, ge: float | None = None, gt: float | None = None,
                 le: float | None = None, lt: float | None = None) -> None:
-    """Each field (a number, or a tuple whose every entry is checked) is finite and within the bounds given."""
+    """Each field (a number, or a tuple whose every entry is checked) is finite and within the bounds
+    given; an integer if the field is annotated ``int`` (or a tuple of ints)."""
     lo, lo_open = (gt, True) if gt is not None else (ge, False)
     hi, hi_open = (lt, True) if lt is not None else (le, False)
     if lo is not None and hi is not None:
@@ -42,13 +62,15 @@ def check_range(cfg: Any, *fields: str, ge: float | None = None, gt: float | Non
     for field in fields:
         value = getattr(cfg, field)
         entries = value if isinstance(value, tuple) else (value,)
+        integer = _wants_int(cfg, field)
         for v in entries:
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            ok = _is_number(v, integer) and math.isfinite(v)
             ok = ok and (lo is None or (v > lo if lo_open else v >= lo)) and (hi is None or (v < hi if hi_open else v <= hi))
             if not ok:
                 what = "must have every entry" if isinstance(value, tuple) else "must be"
-                finite = "finite and " if isinstance(v, float) and math.isinf(v) else ""
-                raise ConfigError(f"{setting(cfg, field)} {what} {finite}{rule}, got {_show(value)}")
+                kind = "an integer " if integer and not _is_number(v, integer=True) else ""
+                finite = "finite and " if _is_number(v) and math.isinf(v) else ""
+                raise ConfigError(f"{setting(cfg, field)} {what} {kind}{finite}{rule}, got {_show(value)}")
 
 
 def check_finite(cfg: Any, *fields: str) -> None:
@@ -57,7 +79,7 @@ def check_finite(cfg: Any, *fields: str) -> None:
         value = getattr(cfg, field)
         if value is None:
             continue
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (value if isinstance(value, tuple) else (value,))):
+        if not all(_is_number(v) and math.isfinite(v) for v in (value if isinstance(value, tuple) else (value,))):
             raise ConfigError(f"{setting(cfg, field)} must be finite, got {_show(value)}")
 
 
@@ -70,17 +92,20 @@ def check_choice(cfg: Any, field: str, choices: Iterable[str]) -> None:
             raise ConfigError(f"{setting(cfg, field)} must be one of {', '.join(map(str, choices))}; got {_show(v)}")
 
 
-def check_le(cfg: Any, field: str, other: str) -> None:
-    """``cfg.field <= cfg.other`` (a cross-field check)."""
+def check_le(cfg: Any, field: str, other: str, strict: bool = False) -> None:
+    """``cfg.field <= cfg.other`` (``<`` with ``strict``): a cross-field check."""
     v, o = getattr(cfg, field), getattr(cfg, other)
-    if not v <= o:
-        raise ConfigError(f"{setting(cfg, field)} must be <= {setting(cfg, other)} ({_show(o)}), got {_show(v)}")
+    if not (v < o if strict else v <= o):
+        rule = "<" if strict else "<="
+        raise ConfigError(f"{setting(cfg, field)} must be {rule} {setting(cfg, other)} ({_show(o)}), got {_show(v)}")
 
 
 def check_nonempty(cfg: Any, *fields: str) -> None:
-    """Each field is a non-empty string (an env id, an output folder)."""
+    """Each field is a non-empty string or path (an env id, an output folder)."""
     for field in fields:
         value = getattr(cfg, field)
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{setting(cfg, field)} must be a non-empty string, got {_show(value)}")
 
@@ -143,7 +168,8 @@ def read_csv_rows(path: str | os.PathLike) -> list[dict[str, str]]:
 
 def check_resume(out: str | os.PathLike, checkpoint: str | os.PathLike) -> bool:
     """Whether a ``--resume`` run in ``out`` continues (True) or starts fresh (False), given the
-    file whose presence marks the command's checkpoint (relative to ``out``).
+    file whose presence marks the command's checkpoint (relative to ``out``). The one resume check:
+    the CLI calls it before a run, and the training loops when called with ``resume=True``.
 
     With a checkpoint, the marker (if JSON) and ``metrics.csv`` must be readable: DataError naming
     the corrupt file. Without one, a folder with logged rows in ``metrics.csv`` is a run that cannot
@@ -158,7 +184,9 @@ def check_resume(out: str | os.PathLike, checkpoint: str | os.PathLike) -> bool:
             read_json(out / checkpoint)
         return True
     if rows:
-        raise ConfigError(f"cannot resume {out}: metrics.csv has {len(rows)} logged rows but there is no checkpoint "
-                          f"({checkpoint}); choose another --out, or delete the folder to start over")
+        old = (" (its checkpoint/ folder is from an earlier mbrlax, which cannot resume exactly)"
+               if (out / "checkpoint" / "progress.json").exists() else "")
+        raise ConfigError(f"cannot resume {out}: metrics.csv has {len(rows)} rows but there is no {checkpoint}{old}; "
+                          "use another --out, or drop --resume to start over")
     print(f"mbrlax: nothing to resume in {out} (no checkpoint); starting a new run")
     return False
