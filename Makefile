@@ -20,9 +20,10 @@ $(DOCS_STAMP): $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/mbrlax train pets --env cartpole-swingup --out runs/pets-cartpole
 
-## The test suite (under 10 minutes on 2 cores)
+## The test suite (under 10 minutes on 2 cores): two pytest workers, one test file each at a time
+## (measured cold at load ~5.5: 6:52, against 10:20 in one process; a warm XLA cache in .cache/ halves reruns)
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
 
 ## Everything, including the slow learning runs (MBPO vs SAC on InvertedPendulum)
 test-all: $(STAMP)

@@ -187,7 +187,7 @@ def test_a_learned_termination_ranks_a_plan_that_ends_the_episode_below_one_that
     out (a = +1) ends the episode at step 4, pushing back (a = -1) survives the 10-step horizon.
     Every real episode stops at the boundary, so the model never saw a state past it. Measured (3 seeds):
     a head fitted on plain cross-entropy scored the falling plan 9.8-10.1 (once above the surviving one,
-    10.0); with class-balanced weights and absorbing terminal rows (``trainer.absorbing_rows``) 1.3-2.0
+    10.0); with class-balanced weights and absorbing terminal rows (``trainer.termination_rows``) 1.0-2.7
     (termination predicted a step or two early: balancing makes the head cautious)."""
     data = _unstable_episodes(40, 0)
     assert 0.02 < data.terminated.mean() < 0.08  # terminations are rare

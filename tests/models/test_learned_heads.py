@@ -37,9 +37,9 @@ def predict(model, state, batch):
 @pytest.fixture(scope="module")
 def fitted():
     model = ModelConfig(ensemble_size=3, num_elites=3, hidden=32, depth=2).build(2, 1, learn_reward=True)
-    data = transitions(1500, 0)
+    data = transitions(1000, 0)
     res = fit(model, model.init(jax.random.PRNGKey(0)), data, jax.random.PRNGKey(1),
-              TrainerConfig(max_epochs=40, patience=40, batch_size=64, progress=False))
+              TrainerConfig(max_epochs=100, patience=100, batch_size=64, progress=False))
     return model, model.elite_state(res.state), data
 
 
@@ -48,7 +48,9 @@ def test_the_reward_head_learns_the_reward(fitted):
     test = transitions(1000, 1)
     reward, _ = predict(model, state, test)
     r2 = 1 - np.mean((reward - test.reward) ** 2) / np.var(test.reward)
-    assert r2 > 0.9, r2  # measured 0.93-0.995 over 3 seeds
+    # measured 0.998-0.999 over 3 seeds; 0.76-0.92 when the termination head trained on plain
+    # cross-entropy (the shared layers learn x' faster from the balanced termination loss)
+    assert r2 > 0.95, r2
     untrained, _ = predict(model, model.init(jax.random.PRNGKey(0)), test)
     assert 1 - np.mean((untrained - test.reward) ** 2) / np.var(test.reward) < 0.0
 
@@ -62,7 +64,7 @@ def test_the_termination_head_separates_terminal_transitions(fitted):
     # AUC: a random terminal transition scores above a random non-terminal one
     auc = (p[t][:, None] > p[~t][None, :]).mean()
     assert auc > 0.97, auc
-    # class-balanced: terminal transitions are flagged (plain cross-entropy flagged none of them after
-    # these 40 epochs: AUC 0.48-0.68), at the price of some caution near the boundary
+    # class-balanced: terminal transitions are flagged (plain cross-entropy flagged none of them:
+    # recall 0, AUC 0.56-0.95), at the price of some caution near the boundary
     recall, false_alarms = (p[t] > 0.5).mean(), (p[~t] > 0.5).mean()
-    assert recall > 0.9 and false_alarms < 0.15, (recall, false_alarms)  # measured 0.97-1.0 and 0.07-0.08
+    assert recall > 0.9 and false_alarms < 0.15, (recall, false_alarms)  # measured 0.99-1.0 and 0.05-0.06

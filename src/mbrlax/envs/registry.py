@@ -174,7 +174,7 @@ def resolve_env_id(env_id: str) -> str:
     if not isinstance(env_id, str) or not env_id.strip():
         raise ConfigError(f"environment id must be a non-empty string, got {env_id!r}")
     env_id = env_id.strip()
-    if ":" in env_id:
+    if ":" in env_id and env_id not in gymnasium.registry:
         env_id = _import_env_module(env_id)
     registry = gymnasium.registry
     if env_id in registry:

@@ -146,7 +146,7 @@ def termination_weights(t: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
 
     Terminations are rare (one per episode at most: 5 in the first 250 transitions of the
     UserBalance test env), so plain cross-entropy learns "never terminates": the head gave terminal
-    transitions p = 0.03-0.3. Each member's terminal rows in the batch weigh #non-terminal /
+    transitions p = 0.003-0.3 on average there. Each member's terminal rows in the batch weigh #non-terminal /
     #terminal (class balance), at least 1 and at most ``MAX_TERMINATION_WEIGHT``.
     """
     pos = (t * w).sum(-1, keepdims=True)
@@ -155,16 +155,18 @@ def termination_weights(t: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
     return jnp.where(t > 0.5, balance, 1.0)
 
 
-def termination_rows(model: DynamicsModel, train: Batch, held: Batch | None) -> tuple[np.ndarray, np.ndarray]:
+def termination_rows(model: DynamicsModel, data: Batch,
+                     hold_idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Termination-only rows ``(inputs [R, F + A], targets [R])`` added to a fit's training rows: the
-    absorbing rows of every terminal transition, and the ``(obs, action)`` rows of the terminal
-    transitions in the dynamics holdout ``held`` (the holdout scores the dynamics only; with a
-    handful of terminations in the data, the head needs each of them)."""
-    xa, ta = absorbing_rows(model, train if held is None else Batch(*(np.concatenate([a, b]) for a, b in zip(train, held))))
-    if held is None or not held.terminated.any():
+    absorbing rows of every terminal transition of ``data``, and the ``(obs, action)`` rows of the
+    terminal transitions among ``data[hold_idx]``, the dynamics holdout (it scores the dynamics
+    only; with a handful of terminations in the data, the head needs each of them)."""
+    xa, ta = absorbing_rows(model, data)
+    held = np.asarray([], np.int64) if hold_idx is None else np.asarray(hold_idx)
+    held = held[data.terminated[held].astype(bool)]
+    if not held.size:
         return xa, ta
-    done = held.terminated.astype(bool)
-    xh = np.asarray(model.network_input(jnp.asarray(held.obs[done]), jnp.asarray(held.action[done])), np.float32)
+    xh = np.asarray(model.network_input(jnp.asarray(data.obs[held]), jnp.asarray(data.action[held])), np.float32)
     return np.concatenate([xa, xh]), np.concatenate([ta, np.full(len(xh), TERMINATION_ONLY, np.float32)])
 
 
@@ -272,10 +274,9 @@ def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
         hold_idx, train_idx = perm[:n_hold], perm[n_hold:]
         xh, yh = x[hold_idx], y[hold_idx]
         x, y, t = x[train_idx], y[train_idx], t[train_idx]
-        train, held = data.index(train_idx), data.index(hold_idx)
     else:
         xh, yh, _ = transition_arrays(model, holdout)
-        train, held = data, None
+        hold_idx = None
     n = len(x)
     if n == 0:
         raise ConfigError("cannot fit a model on an empty training set")
@@ -290,7 +291,7 @@ def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
     else:
         state = state.replace(input_norm=input_norm, target_norm=target_norm)
     if model.cfg.predict_termination:  # after the normalisers: those describe real transitions only
-        xa, ta = termination_rows(model, train, held)
+        xa, ta = termination_rows(model, data, hold_idx)
         x, t = np.concatenate([x, xa]), np.concatenate([t, ta])
         y = np.concatenate([y, np.broadcast_to(np.asarray(state.target_norm.mean, np.float32), (len(xa), y.shape[1]))])
         n = len(x)
