@@ -1,6 +1,11 @@
-"""Data: a replay buffer of transitions (NumPy on the host) and rollout collection with any policy."""
+"""Data: a replay buffer of transitions (NumPy on the host), rollout collection with any policy, and
+trajectory windows (with actions, or observations only) that never cross an episode end."""
 
 from mbrlax.data.buffer import Batch, ReplayBuffer
 from mbrlax.data.rollout import CollectStats, Policy, collect, collect_episodes, random_policy
+from mbrlax.data.windows import (Windows, observation_window_starts, observation_windows, sample_windows,
+                                 window_starts, windows_at)
 
-__all__ = ["Batch", "CollectStats", "Policy", "ReplayBuffer", "collect", "collect_episodes", "random_policy"]
+__all__ = ["Batch", "CollectStats", "Policy", "ReplayBuffer", "Windows", "collect", "collect_episodes",
+           "observation_window_starts", "observation_windows", "random_policy", "sample_windows", "window_starts",
+           "windows_at"]
