@@ -138,3 +138,40 @@ def test_observation_windows_from_buffer():
     assert obs.shape == (100, 4, 2)
     assert (obs[..., 0] == obs[:, :1, 0]).all()
     np.testing.assert_array_equal(obs[..., 1], obs[:, :1, 1] + np.arange(4))
+
+
+def test_interleaved_envs_are_followed_to_their_own_successors():
+    """A vectorised collect stores env 0, env 1, env 2, env 0, ...: a window follows each env's own
+    transitions (obs == the previous next_obs), and an env's episode end still ends its windows."""
+    lengths = [7, 5, 9]  # env e's episode: obs = [e, t], action = [e, t]; env 1 stops (terminates) early
+    buf = ReplayBuffer(100, 2, 2)
+    for t in range(max(lengths)):
+        for e, length in enumerate(lengths):
+            if t < length:
+                buf.add([e, t], [e, t], float(t), [e, t + 1], t == length - 1 and e == 1, False)
+    n = 4
+    starts = window_starts(buf, n)
+    assert len(starts) == sum(length - n + 1 for length in lengths)
+    w = windows_at(buf, starts, n)
+    assert (w.actions[..., 0] == w.actions[:, :1, 0]).all()  # one env per window
+    np.testing.assert_array_equal(w.actions[..., 1], w.actions[:, :1, 1] + np.arange(n))  # consecutive steps
+    np.testing.assert_array_equal(w.next_obs[..., 1], w.actions[..., 1] + 1)
+    with pytest.raises(ConfigError, match="longest episode in the buffer has 9"):
+        window_starts(buf, 10)
+
+
+def test_windows_from_a_vectorised_collect_on_a_real_env():
+    from mbrlax.data import collect, random_policy
+    from mbrlax.envs import make_vector_env
+
+    envs = make_vector_env("Pendulum-v1", num_envs=3, seed=0)
+    buf = ReplayBuffer(1000, 3, 1)
+    collect(envs, random_policy(envs.single_action_space, seed=0), 300, buf)  # 100 steps per env, no episode end
+    starts = window_starts(buf, 20)
+    assert len(starts) == 3 * (100 - 20 + 1)
+    w = windows_at(buf, starts, 20)
+    # Pendulum's obs is [cos th, sin th, th_dot]: each step's new angle is the old one moved by the new velocity
+    th0 = np.arctan2(w.obs[:, 1], w.obs[:, 0])
+    th = np.arctan2(w.next_obs[..., 1], w.next_obs[..., 0])
+    prev = np.concatenate([th0[:, None], th[:, :-1]], axis=1)
+    np.testing.assert_allclose(np.angle(np.exp(1j * (th - prev))), 0.05 * w.next_obs[..., 2], atol=1e-4)

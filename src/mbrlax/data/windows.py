@@ -7,11 +7,12 @@ never crosses an episode end: a transition that is terminated or truncated may o
 Positions are counted oldest first, as in :meth:`ReplayBuffer.all` (position 0 is the oldest
 stored transition), so a window never runs across the ring buffer's write position.
 
-Besides the done flags, a window also breaks where ``next_obs[t] != obs[t+1]`` (exact
-equality): that is where collection stopped mid-episode and a new episode began without a
-done flag (``collect`` ends after ``num_steps``), or where transitions of several envs are
-interleaved. Consequence: data from a vectorised ``collect`` with more than one env yields
-windows of length 1 only (no successor linking across interleaved envs yet).
+A window follows each transition to its *successor*: the nearest later stored transition (at
+most ``MAX_SUCCESSOR_GAP`` positions on) whose ``obs`` equals this one's ``next_obs`` exactly.
+With one env that is the next position; a vectorised ``collect`` interleaves its envs (env 0,
+env 1, ..., env 0, ...), and the successor is then a few positions on. A transition without a
+successor ends its segment: a done flag, the newest transition, or a collection that stopped
+mid-episode (``collect`` ends after ``num_steps`` without a done flag).
 
 Observation-only trajectories (no actions, e.g. frames of a video) are a first-class input:
 :func:`observation_windows` builds obs [B, n+1, D] from a buffer or from a list of episodes.
@@ -19,6 +20,7 @@ Observation-only trajectories (no actions, e.g. frames of a video) are a first-c
 
 from __future__ import annotations
 
+import weakref
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -50,16 +52,50 @@ def _physical(buffer: ReplayBuffer, positions: np.ndarray) -> np.ndarray:
     return (offset + positions) % buffer.capacity
 
 
-def _segment_ends(buffer: ReplayBuffer) -> np.ndarray:
-    """For each position p, the position of the last transition of p's episode segment. [size] int64"""
+MAX_SUCCESSOR_GAP = 64
+"""How far on (in stored positions) a transition's successor may be: the number of interleaved envs."""
+
+
+_SUCCESSORS: "weakref.WeakKeyDictionary[ReplayBuffer, tuple[int, np.ndarray]]" = weakref.WeakKeyDictionary()
+
+
+def _successors(buffer: ReplayBuffer) -> np.ndarray:
+    """For each position p, the position of the next transition of p's episode, or -1. [size] int64
+
+    A successor comes later and starts where p ended (``obs == next_obs[p]``, exact); each
+    transition succeeds at most one other. Done transitions have none. Cached per buffer until
+    it receives new data (sampling many batches must not rescan the buffer each time)."""
+    cached = _SUCCESSORS.get(buffer)
+    if cached is not None and cached[0] == buffer.total_added:
+        return cached[1]
+    succ = _find_successors(buffer)
+    _SUCCESSORS[buffer] = (buffer.total_added, succ)
+    return succ
+
+
+def _find_successors(buffer: ReplayBuffer) -> np.ndarray:
     size = len(buffer)
     phys = _physical(buffer, np.arange(size))
     obs, next_obs = buffer._obs[phys], buffer._next_obs[phys]  # noqa: SLF001
-    brk = buffer._terminated[phys] | buffer._truncated[phys]  # noqa: SLF001
-    brk[:-1] |= np.any(next_obs[:-1] != obs[1:], axis=-1)  # an unmarked episode change
-    brk[-1] = True  # the newest transition: nothing stored after it (the write position)
-    ends = np.flatnonzero(brk)
-    return ends[np.searchsorted(ends, np.arange(size))]
+    done = buffer._terminated[phys] | buffer._truncated[phys]  # noqa: SLF001
+    succ = np.full(size, -1, np.int64)
+    claimed = np.zeros(size, bool)
+    for gap in range(1, min(MAX_SUCCESSOR_GAP, size - 1) + 1):
+        p = np.flatnonzero(~done[:size - gap] & (succ[:size - gap] < 0) & ~claimed[gap:])
+        if p.size:
+            p = p[np.all(next_obs[p] == obs[p + gap], axis=-1)]
+            succ[p], claimed[p + gap] = p + gap, True
+    return succ
+
+
+def _chains(succ: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the n transitions from each start along ``succ`` (-1 where a chain ends). [B, n]"""
+    idx = np.empty((len(starts), n), np.int64)
+    idx[:, 0] = starts
+    for k in range(1, n):
+        prev = idx[:, k - 1]
+        idx[:, k] = np.where(prev >= 0, succ[np.maximum(prev, 0)], -1)
+    return idx
 
 
 def window_starts(buffer: ReplayBuffer, n: int) -> np.ndarray:
@@ -70,12 +106,17 @@ def window_starts(buffer: ReplayBuffer, n: int) -> np.ndarray:
     n = _check_n(n, "window_starts")
     if len(buffer) == 0:
         raise ConfigError("window_starts: the buffer is empty")
-    ends = _segment_ends(buffer)
-    pos = np.arange(len(buffer))
-    starts = pos[pos + n - 1 <= ends]
+    succ = _successors(buffer)
+    last = np.arange(len(buffer))
+    for _ in range(n - 1):
+        last = np.where(last >= 0, succ[np.maximum(last, 0)], -1)
+    starts = np.flatnonzero(last >= 0)
     if starts.size == 0:
-        lengths = ends - pos + 1
-        longest = int(lengths.max())
+        length = np.ones(len(succ), np.int64)  # transitions from p to its segment's end
+        for p in range(len(succ) - 1, -1, -1):
+            if succ[p] >= 0:
+                length[p] = 1 + length[succ[p]]
+        longest = int(length.max())
         raise ConfigError(f"no trajectory window of length n={n} exists: the longest episode in the buffer has "
                           f"{longest} transition(s); use n <= {longest} or collect longer episodes")
     return starts
@@ -85,7 +126,11 @@ def windows_at(buffer: ReplayBuffer, starts: np.ndarray, n: int) -> Windows:
     """The windows of length ``n`` at the given start positions (valid ones, from :func:`window_starts`)."""
     n = _check_n(n, "windows_at")
     starts = np.asarray(starts, np.int64)
-    idx = _physical(buffer, starts[:, None] + np.arange(n))  # [B, n]
+    chain = _chains(_successors(buffer), starts, n)
+    if (chain < 0).any():
+        raise ConfigError(f"windows_at: start position(s) {starts[(chain < 0).any(1)][:5].tolist()} have no "
+                          f"window of length n={n}; take starts from window_starts(buffer, {n})")
+    idx = _physical(buffer, chain)  # [B, n]
     return Windows(
         obs=buffer._obs[idx[:, 0]],  # noqa: SLF001
         actions=buffer._action[idx],  # noqa: SLF001
