@@ -213,7 +213,7 @@ def run(cfg: MPCLoopConfig) -> dict:
     if cfg.video and env.render_mode != "rgb_array":  # e.g. a user's env whose constructor takes no render_mode
         print(f"{cfg.env} cannot render rgb_array frames: the run goes on without video.gif")
         cfg = dataclasses.replace(cfg, video=False)
-    task = get_task(cfg.env)
+    env_id, task = resolve_env_id(cfg.env), get_task(cfg.env)
     low, high = action_bounds(env)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     model = cfg.model.build_for_task(obs_dim, act_dim, task)
@@ -234,7 +234,7 @@ def run(cfg: MPCLoopConfig) -> dict:
         planner state, counters, this iteration's metrics row), then log the row."""
         row = to_jsonable(row)
         save_checkpoint(out, f"iteration_{iteration:05d}",
-                        loop={"env_id": resolve_env_id(cfg.env), "iteration": iteration, "env_steps": env_steps,
+                        loop={"env_id": env_id, "iteration": iteration, "env_steps": env_steps,
                               "rows": len(logger.rows) + 1, "row": row, "key": np.asarray(key).tolist()},
                         trees={"model.msgpack": state, "agent.msgpack": agent.rng_state()},
                         files={"buffer.npz": buffer}, pointer={"iteration": iteration, "env_steps": env_steps})
@@ -242,7 +242,7 @@ def run(cfg: MPCLoopConfig) -> dict:
 
     if found is not None:
         folder, loop = found
-        if loop["env_id"] != resolve_env_id(cfg.env):
+        if loop["env_id"] != env_id:
             raise ConfigError(f"checkpoint in {out} is for {loop['env_id']}, not {cfg.env}: start a new run folder")
         state = load_pytree(folder / "model.msgpack", state)
         agent.restore_rng_state(load_pytree(folder / "agent.msgpack", agent.rng_state()))

@@ -20,6 +20,7 @@ import gymnasium as gym
 from mbrlax.agents.objective import ObjectiveConfig
 from mbrlax.algorithms.mpc_loop import MPCLoopConfig, PlannerConfig
 from mbrlax.envs import resolve_env_id
+from mbrlax.errors import ConfigError
 from mbrlax.models.config import ModelConfig
 from mbrlax.models.trainer import TrainerConfig
 
@@ -69,7 +70,7 @@ def target_return(env: str) -> tuple[float, str] | None:
     """``(return, source)`` the learning curve of ``env`` is drawn against, or None if none is known."""
     try:
         return TARGETS.get(resolve_env_id(env))
-    except Exception:  # noqa: BLE001 - an id that does not resolve has no target
+    except ConfigError:  # an id that does not resolve has no target
         return None
 
 

@@ -156,18 +156,16 @@ def termination_weights(t: jnp.ndarray, w: jnp.ndarray) -> jnp.ndarray:
 
 
 def termination_rows(model: DynamicsModel, data: Batch,
-                     hold_idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     held_terminal: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Termination-only rows ``(inputs [R, F + A], targets [R])`` added to a fit's training rows: the
-    absorbing rows of every terminal transition of ``data``, and the ``(obs, action)`` rows of the
-    terminal transitions among ``data[hold_idx]``, the dynamics holdout (it scores the dynamics
+    absorbing rows of every terminal transition of ``data``, and ``held_terminal`` ``[H, F + A]``, the
+    network inputs of the terminal transitions in the dynamics holdout (it scores the dynamics
     only; with a handful of terminations in the data, the head needs each of them)."""
     xa, ta = absorbing_rows(model, data)
-    held = np.asarray([], np.int64) if hold_idx is None else np.asarray(hold_idx)
-    held = held[data.terminated[held].astype(bool)]
-    if not held.size:
+    if held_terminal is None or not len(held_terminal):
         return xa, ta
-    xh = np.asarray(model.network_input(jnp.asarray(data.obs[held]), jnp.asarray(data.action[held])), np.float32)
-    return np.concatenate([xa, xh]), np.concatenate([ta, np.full(len(xh), TERMINATION_ONLY, np.float32)])
+    return (np.concatenate([xa, held_terminal]),
+            np.concatenate([ta, np.full(len(held_terminal), TERMINATION_ONLY, np.float32)]))
 
 
 def absorbing_rows(model: DynamicsModel, data: Batch) -> tuple[np.ndarray, np.ndarray]:
@@ -273,10 +271,11 @@ def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
         n_hold = min(int(cfg.holdout_fraction * len(x)), cfg.max_holdout)
         hold_idx, train_idx = perm[:n_hold], perm[n_hold:]
         xh, yh = x[hold_idx], y[hold_idx]
+        held_terminal = xh[t[hold_idx] > 0.5]  # the termination head trains on these too
         x, y, t = x[train_idx], y[train_idx], t[train_idx]
     else:
         xh, yh, _ = transition_arrays(model, holdout)
-        hold_idx = None
+        held_terminal = None
     n = len(x)
     if n == 0:
         raise ConfigError("cannot fit a model on an empty training set")
@@ -291,7 +290,7 @@ def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
     else:
         state = state.replace(input_norm=input_norm, target_norm=target_norm)
     if model.cfg.predict_termination:  # after the normalisers: those describe real transitions only
-        xa, ta = termination_rows(model, data, hold_idx)
+        xa, ta = termination_rows(model, data, held_terminal)
         x, t = np.concatenate([x, xa]), np.concatenate([t, ta])
         y = np.concatenate([y, np.broadcast_to(np.asarray(state.target_norm.mean, np.float32), (len(xa), y.shape[1]))])
         n = len(x)
