@@ -10,8 +10,8 @@ the new goal. Here: Pendulum-v1 (obs ``[cos th, sin th, th_dot]``), reward = ang
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import sys
 
 import jax
 import numpy as np
@@ -62,4 +62,6 @@ def mean_spin(policy, steps: int) -> float:
 
 
 if __name__ == "__main__":
-    main(tiny="--tiny" in sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n\n")[0])
+    parser.add_argument("--tiny", action="store_true", help="a few seconds on a tiny budget (what the tests run)")
+    main(tiny=parser.parse_args().tiny)

@@ -12,8 +12,8 @@ speaks Gymnasium can replace the search loop.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import sys
 
 import jax
 import numpy as np
@@ -73,4 +73,6 @@ def episode_return(env, K, seed: int, rng=None, buffer=None) -> float:
 
 
 if __name__ == "__main__":
-    main(tiny="--tiny" in sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n\n")[0])
+    parser.add_argument("--tiny", action="store_true", help="a few seconds on a tiny budget (what the tests run)")
+    main(tiny=parser.parse_args().tiny)

@@ -14,8 +14,8 @@ from 2 to ~100 of 1000 in 3500 env steps, where MBPO with its SAC reaches 1000 i
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import sys
 import tempfile
 from types import SimpleNamespace
 
@@ -120,4 +120,6 @@ def main(tiny: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    main(tiny="--tiny" in sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n\n")[0])
+    parser.add_argument("--tiny", action="store_true", help="a few seconds on a tiny budget (what the tests run)")
+    main(tiny=parser.parse_args().tiny)

@@ -14,8 +14,8 @@ Gymnasium's ``module:Id`` (the folder on ``PYTHONPATH``):
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import sys
 import tempfile
 
 import gymnasium as gym
@@ -86,4 +86,6 @@ def random_return(seed: int) -> float:
 
 
 if __name__ == "__main__":
-    main(tiny="--tiny" in sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.strip().split("\n\n")[0])
+    parser.add_argument("--tiny", action="store_true", help="a few seconds on a tiny budget (what the tests run)")
+    main(tiny=parser.parse_args().tiny)
