@@ -93,18 +93,37 @@ class EnsembleOutput(NamedTuple):
     term_logit: jnp.ndarray  # [E, B] (zeros if termination is not predicted)
 
 
-def init_ensemble(cfg: EnsembleConfig, key: jax.Array) -> dict:
-    """Weights as a pytree: ``layers`` of ``{"w": [E, in, out], "b": [E, 1, out]}`` and logvar bounds ``[G]``."""
-    E = cfg.ensemble_size
-    head = cfg.gauss_dim * (2 if cfg.probabilistic else 1) + int(cfg.predict_termination)
-    sizes = [cfg.in_dim] + [cfg.hidden] * cfg.depth + [head]
+def init_mlp_ensemble(sizes: list[int], ensemble_size: int, key: jax.Array) -> list[dict]:
+    """Layers of E MLPs with layer widths ``sizes``: ``{"w": [E, in, out], "b": [E, 1, out]}`` each."""
     keys = jax.random.split(key, len(sizes) - 1)
     layers = []
     for k, (fan_in, fan_out) in zip(keys, zip(sizes[:-1], sizes[1:])):
         # truncated normal with std 1/(2 sqrt(fan_in)), as in the PETS code's initialiser
-        w = jax.random.truncated_normal(k, -2.0, 2.0, (E, fan_in, fan_out)) / (2.0 * np.sqrt(fan_in))
-        layers.append({"w": w.astype(jnp.float32), "b": jnp.zeros((E, 1, fan_out), jnp.float32)})
-    params = {"layers": layers}
+        w = jax.random.truncated_normal(k, -2.0, 2.0, (ensemble_size, fan_in, fan_out)) / (2.0 * np.sqrt(fan_in))
+        layers.append({"w": w.astype(jnp.float32), "b": jnp.zeros((ensemble_size, 1, fan_out), jnp.float32)})
+    return layers
+
+
+def mlp_ensemble_apply(layers: list[dict], x: jnp.ndarray, activation: str) -> jnp.ndarray:
+    """Member e's MLP on ``x[e]``: ``x[E, B, in]`` -> ``[E, B, out]`` (no activation after the last layer)."""
+    act = ACTIVATIONS[activation]
+    h = x
+    for layer in layers[:-1]:
+        h = act(jnp.einsum("ebi,eio->ebo", h, layer["w"]) + layer["b"])
+    return jnp.einsum("ebi,eio->ebo", h, layers[-1]["w"]) + layers[-1]["b"]
+
+
+def bounded_logvar(raw: jnp.ndarray, max_logvar: jnp.ndarray, min_logvar: jnp.ndarray) -> jnp.ndarray:
+    """A raw log-variance squashed softly into ``[min_logvar, max_logvar]`` (PETS, appendix A.1)."""
+    logvar = max_logvar - jax.nn.softplus(max_logvar - raw)
+    return min_logvar + jax.nn.softplus(logvar - min_logvar)
+
+
+def init_ensemble(cfg: EnsembleConfig, key: jax.Array) -> dict:
+    """Weights as a pytree: ``layers`` of ``{"w": [E, in, out], "b": [E, 1, out]}`` and logvar bounds ``[G]``."""
+    head = cfg.gauss_dim * (2 if cfg.probabilistic else 1) + int(cfg.predict_termination)
+    sizes = [cfg.in_dim] + [cfg.hidden] * cfg.depth + [head]
+    params = {"layers": init_mlp_ensemble(sizes, cfg.ensemble_size, key)}
     if cfg.probabilistic:
         params["max_logvar"] = jnp.full((cfg.gauss_dim,), INIT_MAX_LOGVAR, jnp.float32)
         params["min_logvar"] = jnp.full((cfg.gauss_dim,), INIT_MIN_LOGVAR, jnp.float32)
@@ -113,19 +132,11 @@ def init_ensemble(cfg: EnsembleConfig, key: jax.Array) -> dict:
 
 def ensemble_forward(cfg: EnsembleConfig, params: dict, x: jnp.ndarray) -> EnsembleOutput:
     """Apply member e to ``x[e]``: ``x[E, B, in]`` (normalised) -> outputs ``[E, B, ...]``."""
-    act = ACTIVATIONS[cfg.activation]
-    h = x
-    layers = params["layers"]
-    for layer in layers[:-1]:
-        h = act(jnp.einsum("ebi,eio->ebo", h, layer["w"]) + layer["b"])
-    out = jnp.einsum("ebi,eio->ebo", h, layers[-1]["w"]) + layers[-1]["b"]
+    out = mlp_ensemble_apply(params["layers"], x, cfg.activation)
     G = cfg.gauss_dim
     mean = out[..., :G]
     if cfg.probabilistic:
-        raw = out[..., G:2 * G]
-        max_lv, min_lv = params["max_logvar"], params["min_logvar"]
-        logvar = max_lv - jax.nn.softplus(max_lv - raw)
-        logvar = min_lv + jax.nn.softplus(logvar - min_lv)
+        logvar = bounded_logvar(out[..., G:2 * G], params["max_logvar"], params["min_logvar"])
     else:
         logvar = jnp.zeros_like(mean)
     term = out[..., -1] if cfg.predict_termination else jnp.zeros(out.shape[:-1], out.dtype)

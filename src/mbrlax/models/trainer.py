@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from mbrlax.data.buffer import Batch
 from mbrlax.errors import ConfigError, DataError, TrainingDivergedError
+from mbrlax.models.conditional import ConditionalModel, fit_normalisers
 from mbrlax.models.dynamics import DynamicsModel, ModelState
 from mbrlax.models.ensemble import ensemble_forward
 from mbrlax.models.normalizer import Normalizer
@@ -189,10 +190,13 @@ def absorbing_rows(model: DynamicsModel, data: Batch) -> tuple[np.ndarray, np.nd
 def make_loss(model: DynamicsModel, cfg: TrainerConfig):
     """Training loss: Σ_members loss + log-variance bound penalty + L2 weight decay."""
 
-    def loss_fn(params, x, y, t, w):
-        total = _member_losses(model, params, x, y, t, w).sum()
-        if model.cfg.probabilistic:
-            total += cfg.logvar_bound_coef * (params["max_logvar"].sum() - params["min_logvar"].sum())
+    def loss_fn(params, x, y, t, w, key):
+        if isinstance(model, ConditionalModel):  # t unused; the flow head draws its noise from key
+            total = model.member_losses(params, x, y, w, key).sum() + model.penalty(params, cfg.logvar_bound_coef)
+        else:
+            total = _member_losses(model, params, x, y, t, w).sum()
+            if model.cfg.probabilistic:
+                total += cfg.logvar_bound_coef * (params["max_logvar"].sum() - params["min_logvar"].sum())
         total += cfg.weight_decay * sum(jnp.sum(l["w"] ** 2) for l in params["layers"])
         return total
 
@@ -230,7 +234,7 @@ def _make_epoch_fn(model: DynamicsModel, cfg: TrainerConfig, optimizer: optax.Gr
                 idx = jax.lax.dynamic_slice_in_dim(order, b * bs, bs, axis=1)  # [E, bs]
                 w = ((b * bs + jnp.arange(bs)) < n).astype(jnp.float32)
                 w = jnp.broadcast_to(w, (E, bs))
-                loss, grads = jax.value_and_grad(loss_fn)(params, x[idx], y[idx], t[idx], w)
+                loss, grads = jax.value_and_grad(loss_fn)(params, x[idx], y[idx], t[idx], w, jax.random.fold_in(key, b))
                 updates, opt_state = optimizer.update(grads, opt_state, params)
                 return optax.apply_updates(params, updates), opt_state, total + loss
 
@@ -250,7 +254,8 @@ def _compiled(model: DynamicsModel, cfg: TrainerConfig):
     padded dataset crosses a power-of-two bucket), instead of compiling on every fit.
     """
     optimizer = optax.adam(cfg.learning_rate)
-    holdout_fn = jax.jit(functools.partial(holdout_mse, model))
+    score = model.holdout_loss if isinstance(model, ConditionalModel) else functools.partial(holdout_mse, model)
+    holdout_fn = jax.jit(score)
     return optimizer, _make_epoch_fn(model, cfg, optimizer), holdout_fn
 
 
@@ -305,6 +310,59 @@ def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
     xh_p, yh_p = jnp.asarray(_pad(xh, Nh)), jnp.asarray(_pad(yh, Nh))
     wh = jnp.asarray((np.arange(Nh) < len(xh)).astype(np.float32))
 
+    return _train(model, state, last_good, key, cfg, (xn, yn, tn, boot, n), (xh_p, yh_p, wh), opt_state)
+
+
+def fit_conditional(model: ConditionalModel, state: ModelState, x: np.ndarray, y: np.ndarray, key: jax.Array,
+                    cfg: TrainerConfig = TrainerConfig(), holdout: tuple[np.ndarray, np.ndarray] | None = None,
+                    opt_state: Any = None) -> FitResult:
+    """Fit a :class:`ConditionalModel` p(y | x) on raw ``x[N, in]``, ``y[N, Y]``, as :func:`fit` does a
+    dynamics model: normalisers refitted, each member on its bootstrap resample, holdout early stopping
+    (``FitResult.holdout_mse`` is then the holdout *loss* per member: NLL per dimension, or the MSE of
+    the deterministic and flow heads), the best epoch per member kept, elites by holdout loss.
+    """
+    x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
+    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
+        raise DataError(f"inputs and targets must be arrays [N, in] and [N, Y] of equal length, got {x.shape} and {y.shape}")
+    if x.shape[1] != model.in_dim or y.shape[1] != model.out_dim:
+        raise DataError(f"data has input/target sizes {x.shape[1]}/{y.shape[1]}, model expects {model.in_dim}/{model.out_dim}")
+    bad = ~(np.isfinite(x).all(1) & np.isfinite(y).all(1))
+    if bad.any():
+        raise DataError(f"training data has {int(bad.sum())} rows with NaN/inf (first at row {int(np.argmax(bad))})")
+    key, k_np = jax.random.split(key)
+    rng = np.random.default_rng(int(jax.random.randint(k_np, (), 0, 2**31 - 1)))
+    if holdout is None:
+        perm = rng.permutation(len(x))
+        n_hold = min(int(cfg.holdout_fraction * len(x)), cfg.max_holdout)
+        xh, yh, x, y = x[perm[:n_hold]], y[perm[:n_hold]], x[perm[n_hold:]], y[perm[n_hold:]]
+    else:
+        xh, yh = (np.asarray(a, np.float32) for a in holdout)
+    n = len(x)
+    if n == 0:
+        raise ConfigError("cannot fit a model on an empty training set")
+    if len(xh) == 0:
+        xh, yh = x, y
+    last_good = state
+    state = fit_normalisers(model, state, x, y)
+    Np = _bucket(n, cfg.batch_size)
+    xn = jnp.asarray(_pad(np.asarray(state.input_norm.normalize(x), np.float32), Np))
+    yn = jnp.asarray(_pad(np.asarray(state.target_norm.normalize(y), np.float32), Np))
+    E = model.ensemble_size
+    boot = rng.integers(0, n, size=(E, n)) if cfg.bootstrap else np.tile(np.arange(n), (E, 1))
+    boot = jnp.asarray(_pad(boot.T, Np).T.astype(np.int32))
+    Nh = _bucket(len(xh), 256)
+    wh = jnp.asarray((np.arange(Nh) < len(xh)).astype(np.float32))
+    return _train(model, state, last_good, key, cfg, (xn, yn, jnp.zeros(Np, jnp.float32), boot, n),
+                  (jnp.asarray(_pad(xh, Nh)), jnp.asarray(_pad(yh, Nh)), wh), opt_state)
+
+
+def _train(model, state: ModelState, last_good: ModelState, key: jax.Array, cfg: TrainerConfig,
+           train: tuple, held: tuple, opt_state: Any) -> FitResult:
+    """The epoch loop shared by both fits: ``train`` = normalised padded (x, y, t, bootstrap, n),
+    ``held`` = raw padded holdout (x, y, weights)."""
+    xn, yn, tn, boot, n = train
+    xh_p, yh_p, wh = held
+    E = boot.shape[0]
     optimizer, epoch_fn, holdout_fn = _compiled(model, cfg)
     opt_state_in = opt_state
     opt_state = optimizer.init(state.params) if opt_state is None else opt_state
