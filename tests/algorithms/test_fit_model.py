@@ -95,3 +95,21 @@ def test_fit_model_summary_reports_the_diagnostics_at_the_horizons_it_names(tmp_
     # a model fitted on 320 random transitions predicts one step far better than the data mean (1.0)
     assert summary["holdout_one_step_normalised_mse"] < 0.2, summary
     assert summary["ensemble_error_at_horizon"][1] < summary["ensemble_error_at_horizon"][10]
+
+
+def test_fit_model_other_kinds_report_error_against_n(tmp_path):
+    """``--kind inverse-multistep --horizon 5``: one fit per n in (1, 2, 5), each scored on fresh episodes;
+    the further away s_t+n is, the less it tells about a_t (random actions follow): the error grows with n."""
+    cfg = fit_model.FitModelConfig(
+        env="Pendulum-v1", seed=0, out=str(tmp_path), transitions=2000, num_envs=2, eval_episodes=2,
+        eval_episode_steps=200, horizon=5, kind="inverse-multistep",
+        model=ModelConfig(ensemble_size=2, num_elites=2, hidden=64, depth=2),
+        trainer=TrainerConfig(max_epochs=60, patience=15, learning_rate=3e-3, progress=False))
+    summary = fit_model.run(cfg)
+    rows = summary["by_n"]
+    assert [r["n"] for r in rows] == [1, 2, 5]
+    assert rows[0]["mse"] < 0.05 and rows[0]["mse"] < rows[1]["mse"] < rows[2]["mse"] and rows[2]["mse"] > 0.5
+    assert all(np.isfinite(r["nll"]) for r in rows)
+    assert (tmp_path / "model_error_vs_n.png").exists() and (tmp_path / "model_n5.ckpt").exists()
+    assert json.loads((tmp_path / "results.json").read_text())["kind"] == "inverse-multistep"
+    assert fit_model.window_lengths("inverse", 20) == [1] and fit_model.window_lengths("interpolation", 7) == [1, 2, 5, 7]

@@ -1,6 +1,11 @@
-"""``mbrlax fit-model``: collect random data, fit an ensemble, report how well it predicts.
+"""``mbrlax fit-model``: collect random data, fit a model, report how well it predicts.
 
 Reads top to bottom: collect → fit → evaluate on held-out real episodes → plot and save.
+``--kind forward`` (the default) fits the dynamics ensemble the planners use and measures its
+open-loop error against the horizon. Any other kind (:mod:`mbrlax.models.kinds`: inverse,
+multi-step and sequence inverse, action-free, interpolation, joint) is fitted once per window
+length n in (1, 2, 5, 10, 20, ...) up to ``--horizon`` (once, n = 1, for kinds without n), and
+its held-out error and NLL on the windows of fresh real episodes are reported against n.
 """
 
 from __future__ import annotations
@@ -15,13 +20,18 @@ import numpy as np
 from mbrlax.data.buffer import ReplayBuffer
 from mbrlax.data.rollout import collect, collect_episodes, random_policy
 from mbrlax.envs import get_task, make_env, make_vector_env
+from mbrlax.models.conditional import HEADS, ConditionalModel
 from mbrlax.models.config import ModelConfig
 from mbrlax.models.diagnostics import horizon_errors, plot_horizon_errors
-from mbrlax.models.trainer import TrainerConfig, fit
+from mbrlax.models.kinds import KINDS, build_model, evaluate, get_kind, window_rows
+from mbrlax.models.trainer import FitResult, TrainerConfig, fit, fit_conditional
 from mbrlax.utils.checkpoint import save_pytree
 from mbrlax.utils.plots import plot_learning_curve
 from mbrlax.utils.run_logger import RunLogger
-from mbrlax.utils.validate import check_nonempty, check_range, check_seed
+from mbrlax.utils.validate import check_choice, check_nonempty, check_range, check_seed
+
+WINDOW_LENGTHS = (1, 2, 5, 10, 20)
+"""The n at which a kind with a horizon is fitted and scored (those up to ``--horizon``, and the horizon)."""
 
 
 @dataclass(frozen=True)
@@ -43,14 +53,22 @@ class FitModelConfig:
     eval_episode_steps: int = 200
     """Steps kept per held-out episode."""
     horizon: int = 30
-    """Longest open-loop prediction horizon evaluated."""
+    """Longest open-loop horizon (forward) or largest window length n (other kinds) evaluated."""
+    kind: str = "forward"
+    """Model kind: forward, inverse, inverse-multistep, inverse-sequence, action-free, interpolation, joint."""
+    head: str = "gaussian"
+    """Output head of the other kinds: gaussian, mixture, flow or deterministic (forward: --model.probabilistic)."""
+    components: int = 5
+    """Mixture components (--head mixture)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
     def __post_init__(self):
         check_nonempty(self, "env", "out")
         check_seed(self)
-        check_range(self, "transitions", "num_envs", "eval_episodes", "eval_episode_steps", "horizon", ge=1)
+        check_range(self, "transitions", "num_envs", "eval_episodes", "eval_episode_steps", "horizon", "components", ge=1)
+        check_choice(self, "kind", KINDS)
+        check_choice(self, "head", HEADS)
 
 
 def run(cfg: FitModelConfig) -> dict:
@@ -71,6 +89,8 @@ def run(cfg: FitModelConfig) -> dict:
     buffer.save(out / "buffer.npz")
     t_collect = time.time() - t0
 
+    if cfg.kind != "forward":
+        return _run_kind(cfg, env, buffer, logger, key, t_collect)
     key, k_init, k_fit = jax.random.split(key, 3)
     result = fit(model, model.init(k_init), buffer.all(), k_fit, cfg.trainer)
     for row in result.history:
@@ -107,3 +127,75 @@ def run(cfg: FitModelConfig) -> dict:
     print(f"log-corr(disagreement, error) one step: {errors.correlation:.2f}")
     print(f"wrote {out}/model_error_vs_horizon.png, results.json, metrics.csv, model.ckpt")
     return summary
+
+
+def window_lengths(kind: str, horizon: int) -> list[int]:
+    """The n a kind is fitted at: 1 for kinds without n, else ``WINDOW_LENGTHS`` up to ``horizon``, and ``horizon``."""
+    if get_kind(kind).fixed_n:
+        return [1]
+    return sorted({n for n in WINDOW_LENGTHS if n <= horizon} | {horizon})
+
+
+def fit_kind(kind: str, obs_dim: int, act_dim: int, n: int, train, test, key: jax.Array, trainer: TrainerConfig,
+             **settings) -> tuple[ConditionalModel, FitResult, dict]:
+    """Fit ``kind`` at window length n on ``train`` (a buffer or observation episodes) and score it on
+    the windows of ``test``: returns the model, the fit and ``{"mse", "nll", "epochs", "fit_seconds", ...}``."""
+    model = build_model(kind, obs_dim, act_dim, n, **settings)
+    x, y = window_rows(kind, train, n)
+    xt, yt = window_rows(kind, test, n)
+    k_init, k_fit, k_eval = jax.random.split(key, 3)
+    t0 = time.time()
+    result = fit_conditional(model, model.init(k_init), x, y, k_fit, trainer)
+    scores = evaluate(model, result.state, xt, yt, k_eval)
+    return model, result, {"n": n, **scores, "epochs": len(result.history), "fit_seconds": time.time() - t0,
+                           "train_rows": len(x), "test_rows": len(xt)}
+
+
+def _run_kind(cfg: FitModelConfig, env, buffer: ReplayBuffer, logger: RunLogger, key: jax.Array, t_collect: float) -> dict:
+    """Fit a model kind at each window length and score it on windows of fresh real episodes."""
+    out = Path(cfg.out)
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    test_steps = cfg.eval_episodes * cfg.eval_episode_steps  # fresh random-policy data, other seeds
+    test = ReplayBuffer(test_steps, obs_dim, act_dim)
+    envs = make_vector_env(cfg.env, cfg.num_envs, seed=cfg.seed + 10_000)
+    collect(envs, random_policy(env.action_space, cfg.seed + 10_000), test_steps, test, seed=cfg.seed + 10_000)
+    envs.close()
+    m = cfg.model
+    settings = dict(head=cfg.head, components=cfg.components, ensemble_size=m.ensemble_size,
+                    num_elites=m.num_elites, hidden=m.hidden, depth=m.depth, activation=m.activation)
+    rows = []
+    for n in window_lengths(cfg.kind, cfg.horizon):
+        key, k = jax.random.split(key)
+        _, result, scores = fit_kind(cfg.kind, obs_dim, act_dim, n, buffer, test, k, cfg.trainer, **settings)
+        for row in result.history:
+            logger.log({**row, "n": n}, step_key="epoch")
+        save_pytree(out / f"model_n{n}.ckpt", result.state)
+        rows.append(scores)
+        print(f"{cfg.kind} n={n:>2}: held-out normalised MSE {scores['mse']:.4f}, NLL/dim {scores['nll']:.3f} "
+              f"({scores['epochs']} epochs, {scores['fit_seconds']:.1f}s)")
+    plot_kind_errors(rows, out / "model_error_vs_n.png", f"{cfg.env}: {KINDS[cfg.kind].formula}, {cfg.head} head")
+    summary = {"env": cfg.env, "kind": cfg.kind, "formula": KINDS[cfg.kind].formula, "head": cfg.head,
+               "transitions": len(buffer), "collect_seconds": t_collect, "by_n": rows}
+    logger.write_json("results.json", summary)
+    logger.close()
+    print(f"wrote {out}/model_error_vs_n.png, results.json, metrics.csv, model_n*.ckpt")
+    return summary
+
+
+def plot_kind_errors(rows: list[dict], path: Path, title: str) -> None:
+    """Held-out MSE and NLL against the window length n (one marker per fitted n)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = [r["n"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, k, label in zip(axes, ("mse", "nll"), ("held-out MSE (normalised)", "held-out NLL per dim (normalised)")):
+        ax.plot(n, [r[k] for r in rows], "o-")
+        ax.set_xlabel("window length n")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

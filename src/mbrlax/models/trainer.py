@@ -318,8 +318,8 @@ def fit_conditional(model: ConditionalModel, state: ModelState, x: np.ndarray, y
                     opt_state: Any = None) -> FitResult:
     """Fit a :class:`ConditionalModel` p(y | x) on raw ``x[N, in]``, ``y[N, Y]``, as :func:`fit` does a
     dynamics model: normalisers refitted, each member on its bootstrap resample, holdout early stopping
-    (``FitResult.holdout_mse`` is then the holdout *loss* per member: NLL per dimension, or the MSE of
-    the deterministic and flow heads), the best epoch per member kept, elites by holdout loss.
+    (``FitResult.holdout_mse`` is then the holdout score per member: exp(NLL per dimension) for the
+    Gaussian and mixture heads, the MSE of the deterministic and flow heads), the best epoch per member kept, elites by holdout loss.
     """
     x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
     if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
