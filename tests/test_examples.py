@@ -45,4 +45,9 @@ def test_own_env(tmp_path, monkeypatch):
     assert out["mpc_returns"][0] > out["random_return"]  # planning with the learned reward and termination pays
 
 
-TESTED = ["learned_simulator", "custom_reward", "mbpo_own_learner", "own_env"]
+def test_inverse_dynamics():
+    out = run_example("inverse_dynamics")
+    assert out["r2"] > 0.9  # the torque is read back from (s, s') on unseen transitions
+
+
+TESTED = ["learned_simulator", "custom_reward", "mbpo_own_learner", "own_env", "inverse_dynamics"]

@@ -29,6 +29,9 @@ _EXPORTS = {
     "TrainerConfig": "mbrlax.models:TrainerConfig",
     "fit": "mbrlax.models:fit",
     "ModelEnv": "mbrlax.models:ModelEnv",
+    "ConditionalModel": "mbrlax.models:ConditionalModel",
+    "fit_conditional": "mbrlax.models:fit_conditional",
+    "window_rows": "mbrlax.models:window_rows",
     # planning
     "make_planner": "mbrlax.planning:make_planner",
     # agents
