@@ -75,10 +75,6 @@ class ConditionalModel:
 
     # ------------------------------------------------------------------ network layout
     @property
-    def ensemble(self) -> int:
-        return self.ensemble_size
-
-    @property
     def probabilistic(self) -> bool:
         """True when the loss is a negative log-likelihood with learned log-variance bounds."""
         return self.head in ("gaussian", "mixture")
@@ -172,8 +168,9 @@ class ConditionalModel:
                                           self.activation)
 
     def mean(self, state: ModelState, x: jnp.ndarray, key: jax.Array | None = None, samples: int = 32) -> jnp.ndarray:
-        """E[y | x] averaged over elites, raw ``[B, Y]`` (flow head: the average of ``samples`` draws, needs ``key``)."""
+        """E[y | x] averaged over elites, raw ``[B, Y]`` (flow head: the average of ``samples`` draws from ``key``)."""
         if self.head == "flow":
+            key = jax.random.PRNGKey(0) if key is None else key
             draws = jax.vmap(lambda k: self.sample(state, x, k))(jax.random.split(key, samples))
             return draws.mean(0)
         params, out = self._outputs(state, x)
