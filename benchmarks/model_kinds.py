@@ -36,6 +36,14 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 KIND_ORDER = ("inverse", "inverse-multistep", "inverse-sequence", "action-free", "interpolation", "joint")
 
 
+def cpu_model() -> str:
+    """The CPU's name (timings differ between the machines' Intel and AMD CPUs)."""
+    try:
+        return next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def random_data(env_id: str, steps: int, seed: int) -> ReplayBuffer:
     env = make_env(env_id, seed=seed)
     buf = ReplayBuffer(steps, env.observation_space.shape[0], env.action_space.shape[0])
@@ -61,7 +69,7 @@ def main() -> None:
         args.transitions, args.test_transitions, args.max_epochs, args.horizon = 600, 300, 2, 2
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     done = json.load(open(args.out)) if os.path.exists(args.out) and not args.quick else {"rows": []}
-    done.update(machine=platform.processor() or platform.machine(), cpus=os.cpu_count())
+    done.update(machine=cpu_model(), cpus=os.cpu_count())
     seen = {(r["env"], r["kind"], r["head"], r["n"]) for r in done["rows"]}
     trainer = TrainerConfig(max_epochs=args.max_epochs, patience=10, learning_rate=2e-3, progress=False)
     settings = dict(ensemble_size=3, num_elites=3, hidden=200, depth=3)
