@@ -29,6 +29,8 @@ _MPC = "mbrlax.algorithms.mpc_loop:MPCLoopConfig:run:mbrlax.algorithms.presets."
 COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("fit-model",): ("mbrlax.algorithms.fit_model:FitModelConfig:run",
                      "Fit a dynamics model on random-policy data and measure its multi-step error."),
+    ("report",): ("mbrlax.algorithms.report:ReportConfig:run",
+                  "Aggregate run folders over seeds: IQM and mean with 95% bootstrap intervals (rliable), curves."),
     ("train", "pets"): (_MPC + "pets_light_preset",
                         "Light PETS (CEM, TS∞, probabilistic ensemble): the paper's structure, minutes on 2 cores."),
     ("train", "pets-paper"): (_MPC + "pets_preset",
@@ -50,6 +52,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
                        "Open- versus closed-loop MPC, with and without warm start, under model error."),
     ("demo", "planners"): ("mbrlax.demos.planners:PlannersDemoConfig:run",
                            "Gradient-based versus sampling-based planners on a point mass with a known optimum."),
+    ("demo", "imitation"): ("mbrlax.demos.imitation:ImitationDemoConfig:run",
+                            "Imitation from observation (BCO): an inverse model labels an expert's action-free data."),
+    ("demo", "synthetic-data"): ("mbrlax.demos.synthetic_data:SyntheticDataDemoConfig:run",
+                                 "SAC on real plus joint-model synthetic transitions (SynthER) against real only."),
 }
 
 class _UsageError(Exception):

@@ -62,8 +62,7 @@ class SyntheticDataDemoConfig:
     out: str = "runs/demo-synthetic-data"
     """Output folder: synthetic_data.png, results.json, config.json."""
     quick: bool = False
-    """Shrink the run (one seed, 1500 steps, a smaller SAC, only the real + synthetic arm) for a fast check;
-    the tests use it."""
+    """Shrink the run (one seed, 1500 steps, a smaller SAC, only the real + synthetic arm); the tests use it."""
     seeds: int = 3
     """Training seeds per arm."""
     total_steps: int = 3000
