@@ -45,6 +45,7 @@ from mbrlax.envs.registry import (  # noqa: E402
 from mbrlax.envs.task import Task, never_terminates  # noqa: E402
 from mbrlax.envs.tasks import TASKS  # noqa: E402
 from mbrlax.envs import lessons as _lessons  # noqa: E402,F401  (registers the maze and the cliff)
+from mbrlax.envs.pixels import PixelObservation, make_pixel_env  # noqa: E402
 
 __all__ = [
     "ALIASES",
@@ -53,11 +54,13 @@ __all__ = [
     "TASKS",
     "CartpoleSwingupEnv",
     "KnownEnv",
+    "PixelObservation",
     "Task",
     "action_bounds",
     "get_task",
     "known_env_ids",
     "make_env",
+    "make_pixel_env",
     "make_vector_env",
     "never_terminates",
     "resolve_env_id",

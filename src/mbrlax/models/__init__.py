@@ -15,6 +15,7 @@ from mbrlax.models import simulator
 from mbrlax.models.conditional import HEADS, ConditionalModel
 from mbrlax.models.config import ModelConfig
 from mbrlax.models.diagnostics import HorizonErrors, horizon_errors
+from mbrlax.models.latent import LatentModel, fit_latent, probe_r2
 from mbrlax.models.kinds import KINDS, ModelKind, build_model, get_kind, window_rows
 from mbrlax.models.dynamics import DynamicsModel, ModelState, Prediction
 from mbrlax.models.ensemble import EnsembleConfig
@@ -25,7 +26,7 @@ from mbrlax.models.simulator import Trajectory, Transition, rollout
 from mbrlax.models.trainer import FitResult, TrainerConfig, fit, fit_conditional
 
 __all__ = [
-    "HEADS", "KINDS", "ConditionalModel", "ModelKind", "build_model", "fit_conditional", "get_kind", "window_rows",
+    "HEADS", "KINDS", "LatentModel", "fit_latent", "probe_r2", "ConditionalModel", "ModelKind", "build_model", "fit_conditional", "get_kind", "window_rows",
     "PROPAGATIONS", "DynamicsModel", "EnsembleConfig", "FitResult", "HorizonErrors", "ModelConfig", "ModelEnv",
     "ModelState", "Normalizer", "Prediction", "TrainerConfig", "Trajectory", "Transition", "fit",
     "horizon_errors", "rollout", "simulator",
