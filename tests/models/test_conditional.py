@@ -110,3 +110,13 @@ def test_evaluate_reports_mse_and_nll_and_bad_input_is_one_error():
         ConditionalModel(in_dim=1, out_dim=1, head="laplace")
     with pytest.raises(ConfigError, match="unknown model kind"):
         get_kind("backward")
+
+
+def test_padding_covers_every_row_for_any_batch_size():
+    """The epoch scans padded_size // batch_size batches: the padding must reach the last row
+    (250 rows in batches of 100 padded to 256 scanned only 200 of them)."""
+    from mbrlax.models.trainer import _bucket
+
+    for n, bs in [(250, 100), (1000, 300), (4096, 256), (10, 256), (3000, 96)]:
+        size = _bucket(n, bs)
+        assert size >= n and size % bs == 0 and size >= bs

@@ -270,16 +270,17 @@ def run(cfg: ImitationDemoConfig) -> dict:
 
     def bco(steps: int, key: jax.Array) -> tuple[Policy, np.ndarray, object]:
         """Inverse model on the first ``steps`` exploratory transitions -> labels -> cloned policy."""
-        k_inv, k_bc = jax.random.split(key)
-        fit = fit_model(inverse, x_all[:steps], y_all[:steps], k_inv, trainer)
+        fit = fit_model(inverse, x_all[:steps], y_all[:steps], key, trainer)
         inferred = predictor(inverse, fit.state)(expert_x)  # [T E, A]
-        return clone(policy_model, expert_s, inferred, k_bc, trainer), inferred, fit
+        return clone(policy_model, expert_s, inferred, k_clone, trainer), inferred, fit
 
-    key, k_bco, k_true, k_eval, k_sweep = jax.random.split(key, 5)
+    # every clone starts from the same initialisation and minibatch order (k_clone): the arms differ
+    # in their labels only, a paired comparison
+    key, k_bco, k_clone, k_eval, k_sweep = jax.random.split(key, 5)
     with watch("fit inverse, label, clone"):
         bc_inferred, inferred, inv_fit = bco(cfg.explore_steps, k_bco)
     with watch("clone true actions"):
-        bc_true = clone(policy_model, expert_s, expert_a, k_true, trainer)
+        bc_true = clone(policy_model, expert_s, expert_a, k_clone, trainer)
     inv_eval = evaluate(inverse, inv_fit.state, expert_x, expert_a, k_eval)
 
     eval_seed = cfg.seed + 5000  # every policy meets the same targets

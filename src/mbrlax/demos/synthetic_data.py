@@ -166,6 +166,8 @@ def sample_transitions(model: ConditionalModel, state: ModelState, n: int, key: 
     the task's reward instead of the generated one when ``task`` is given. Termination is the task's."""
     y = np.asarray(_sampler(model, n)(state, key))
     obs, action, reward, next_obs = y[:, :3], y[:, 3:4], y[:, 4], y[:, :3] + y[:, 5:]
+    bound = get_task(ENV_ID).action_high  # the learner's actions are bounded; a sample may stray past
+    action = np.clip(action, -bound, bound)
     if task is not None:
         reward = np.asarray(task.reward_fn(obs, action, next_obs))
     terminated = np.asarray(get_task(ENV_ID).termination_fn(obs, action, next_obs), bool)

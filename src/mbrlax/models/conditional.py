@@ -183,16 +183,17 @@ class ConditionalModel:
 
     def mode(self, state: ModelState, x: jnp.ndarray, key: jax.Array | None = None) -> jnp.ndarray:
         """One likely y per row, raw ``[B, Y]``: the mean of the best elite's heaviest mixture component,
-        the elites' average Gaussian mean, or (flow) a sample from noise drawn with ``key`` (default
-        ``PRNGKey(0)``) through the elites' average velocity: the image of zero noise would be the median.
+        the elites' average Gaussian (or deterministic) mean, or (flow) a sample from noise drawn with
+        ``key`` (default ``PRNGKey(0)``, shape ``[B, Y]``: a row's draw depends on B) through the elites'
+        average velocity: the image of zero noise would be the median.
 
         This is what a controller acts on: a mixture's mean averages its modes, its mode picks one."""
         if self.head == "flow":  # the image of noise 0 is the data's median: between two modes
             key = jax.random.PRNGKey(0) if key is None else key
             return self._integrate(state, x, jax.random.normal(key, (x.shape[0], self.out_dim), jnp.float32), member=None)
+        if self.head in ("deterministic", "gaussian"):
+            return self.mean(state, x)
         params, out = self._outputs(state, x)
-        if self.head == "deterministic":
-            return state.target_norm.denormalize(out.mean(0))
         logw, mean, _ = self._head(params, out[0])  # the best elite alone: members order components differently
         best = jnp.argmax(logw, axis=-1)  # [B]
         return state.target_norm.denormalize(mean[jnp.arange(x.shape[0]), best])

@@ -108,7 +108,10 @@ def transition_arrays(model: DynamicsModel, data: Batch) -> tuple[np.ndarray, np
 
 
 def _bucket(n: int, minimum: int) -> int:
-    return max(minimum, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
+    """Padded size for n rows: a power of two >= n and >= minimum, rounded up to a multiple of
+    minimum (the batch size: the epoch scans size // minimum batches and must reach row n - 1)."""
+    size = max(minimum, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
+    return -(-size // minimum) * minimum
 
 
 def _pad(a: np.ndarray, size: int) -> np.ndarray:
@@ -344,6 +347,8 @@ def fit_conditional(model: ConditionalModel, state: ModelState, x: np.ndarray, y
         xh, yh = x, y
     last_good = state
     state = fit_normalisers(model, state, x, y)
+    if not cfg.normalize_targets:
+        state = state.replace(target_norm=Normalizer.identity(model.out_dim))
     Np = _bucket(n, cfg.batch_size)
     xn = jnp.asarray(_pad(np.asarray(state.input_norm.normalize(x), np.float32), Np))
     yn = jnp.asarray(_pad(np.asarray(state.target_norm.normalize(y), np.float32), Np))
