@@ -54,6 +54,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
                            "Gradient-based versus sampling-based planners on a point mass with a known optimum."),
     ("demo", "imitation"): ("mbrlax.demos.imitation:ImitationDemoConfig:run",
                             "Imitation from observation (BCO): an inverse model labels an expert's action-free data."),
+    ("demo", "goals"): ("mbrlax.demos.goals:GoalsDemoConfig:run",
+                        "Goal reaching with a multi-step inverse model as the controller, against forward-model MPC."),
+    ("demo", "state-plans"): ("mbrlax.demos.state_plans:StatePlansDemoConfig:run",
+                              "Plan in state space (action-free + interpolation models), act with inverse dynamics."),
     ("demo", "synthetic-data"): ("mbrlax.demos.synthetic_data:SyntheticDataDemoConfig:run",
                                  "SAC on real plus joint-model synthetic transitions (SynthER) against real only."),
 }
