@@ -145,13 +145,10 @@ def test_video_has_one_frame_per_step_of_the_last_episode(reference):
 
 
 def _gl_problem() -> str | None:
-    """Why this machine cannot render offscreen (the check of ``tests/envs/test_env_render.py``)."""
-    import importlib.util
+    """Why this machine cannot render offscreen (see ``tests/conftest.py``)."""
+    from conftest import gl_problem
 
-    spec = importlib.util.spec_from_file_location("_render_check", Path(__file__).parents[1] / "envs" / "test_env_render.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module._gl_problem()
+    return gl_problem()
 
 
 def _run_until_killed(out: Path, env: dict, phase: str, occurrence: int, delay: float) -> str:

@@ -1,11 +1,10 @@
 """Pixel observations (PixelObservation, make_pixel_env) and uint8 frame storage (FrameBuffer)."""
 
-import functools
 import gc
-import os
 
 import numpy as np
 import pytest
+from conftest import gl_problem as _gl_problem
 
 from mbrlax.data.frames import FrameBuffer, collect_random_frames
 from mbrlax.envs import make_env
@@ -13,22 +12,6 @@ from mbrlax.envs.pixels import PixelObservation, make_pixel_env
 from mbrlax.errors import ConfigError
 
 
-@functools.lru_cache(maxsize=1)
-def _gl_problem() -> str | None:
-    backend = os.environ.get("MUJOCO_GL", "egl")
-    try:
-        if backend == "egl":
-            from mujoco.egl import GLContext
-        elif backend == "osmesa":
-            from mujoco.osmesa import GLContext
-        else:
-            from mujoco.glfw import GLContext
-        ctx = GLContext(16, 16)
-        ctx.make_current()
-        ctx.free()
-    except Exception as e:  # noqa: BLE001
-        return f"no OpenGL context with MUJOCO_GL={backend} ({type(e).__name__}: {e})"
-    return None
 
 
 needs_gl = pytest.mark.skipif("_gl_problem() is not None", reason="no offscreen OpenGL here")

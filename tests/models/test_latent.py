@@ -1,12 +1,11 @@
 """The latent model: shapes, loss, the linear probe, and a short fit on cart-pole frames."""
 
-import functools
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import gl_problem as _gl_problem
 
 from mbrlax.data.frames import FrameBuffer, collect_random_frames
 from mbrlax.errors import ConfigError
@@ -63,23 +62,6 @@ def test_probe_r2_reads_linear_states_and_not_noise():
     assert r2[0] > 0.99 and r2[1] < 0.05
 
 
-@functools.lru_cache(maxsize=1)
-def _gl_problem() -> str | None:
-    """Why no offscreen OpenGL context can be made here (MUJOCO_GL; mbrlax.envs sets egl), or None."""
-    backend = os.environ.get("MUJOCO_GL", "egl")
-    try:
-        if backend == "egl":
-            from mujoco.egl import GLContext
-        elif backend == "osmesa":
-            from mujoco.osmesa import GLContext
-        else:
-            from mujoco.glfw import GLContext
-        ctx = GLContext(16, 16)
-        ctx.make_current()
-        ctx.free()
-    except Exception as e:  # noqa: BLE001
-        return f"no OpenGL context with MUJOCO_GL={backend} ({type(e).__name__}: {e})"
-    return None
 
 
 WIDE = {"distance": 7.0, "lookat": np.array([0.0, 0.0, 0.2]), "elevation": -5.0, "azimuth": 90.0}
