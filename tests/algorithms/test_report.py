@@ -40,6 +40,17 @@ def test_report_aggregates_seeds_per_env_and_method(tmp_path):
     assert (tmp_path / "out" / "curves_Pendulum-v1.png").exists() and (tmp_path / "out" / "summary.md").exists()
 
 
+def test_curves_interpolate_seeds_that_logged_at_different_steps():
+    from mbrlax.algorithms.report import Run, curve_estimates
+
+    a = Run(None, "E", "m", 0, np.array([1000.0, 2000.0, 3000.0]), np.array([0.0, 10.0, 20.0]))
+    b = Run(None, "E", "m", 1, np.array([1001.0, 2001.0, 3001.0]), np.array([0.0, 10.0, 20.0]))
+    steps, iqm, ci = curve_estimates([a, b], reps=200, seed=0)
+    assert steps.tolist() == [1001.0, 2000.0, 2001.0, 3000.0]  # the steps logged, in the range both cover
+    assert iqm[steps == 2000.0][0] == pytest.approx((10.0 + 9.99) / 2)
+    assert ci.shape == (2, 4) and np.all(ci[0] <= iqm + 1e-9) and np.all(iqm <= ci[1] + 1e-9)
+
+
 def test_method_names_and_bad_input(tmp_path, capsys):
     assert method_name(tmp_path / "pets-seed3") == "pets" and method_name(tmp_path / "mbpo_s12") == "mbpo"
     assert method_name(tmp_path / "pets" / "seed3") == "pets" and method_name(tmp_path / "grad-mpc") == "grad-mpc"

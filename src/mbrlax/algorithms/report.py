@@ -8,8 +8,8 @@ Reads every run folder under the given directories (a folder with ``config.json`
   and the mean and the interquartile mean (IQM) over seeds with 95 % stratified-bootstrap
   confidence intervals, computed by rliable (Agarwal et al. 2021, "Deep RL at the edge of the
   statistical precipice");
-- ``curves_ENV.png``: per environment, each method's learning curve (IQM over seeds at each
-  step, on the steps every seed logged) with its 95 % interval shaded.
+- ``curves_ENV.png``: per environment, each method's learning curve (IQM over seeds, each seed
+  interpolated onto the steps any seed logged, within the range all cover) with its 95 % interval.
 
 The final score of a run is its metric (``--metric``, default ``return``) in the last row that
 has one. The method of a run is its folder's name with a trailing seed suffix removed
@@ -127,14 +127,19 @@ def interval_estimates(scores: dict[str, np.ndarray], reps: int, seed: int) -> d
 
 
 def curve_estimates(runs: list[Run], reps: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """IQM over seeds at each step every run logged, with its 95 % interval: ``(steps[K], iqm[K], ci[2, K])``."""
+    """IQM over seeds along the steps, with its 95 % interval: ``(steps[K], iqm[K], ci[2, K])``.
+
+    Seeds log at slightly different steps (an episode that ends early shifts every later count), so
+    each seed's curve is interpolated linearly onto the union of all seeds' steps, within the range
+    every seed covers."""
     from rliable import library as rly
     from rliable import metrics
 
-    common = sorted(set.intersection(*(set(r.steps.tolist()) for r in runs)))
-    if not common:
+    lo, hi = max(r.steps.min() for r in runs), min(r.steps.max() for r in runs)
+    common = np.array(sorted({s for r in runs for s in r.steps.tolist() if lo <= s <= hi}))
+    if not len(common):
         return np.zeros(0), np.zeros(0), np.zeros((2, 0))
-    values = np.stack([[r.values[np.flatnonzero(r.steps == s)[-1]] for s in common] for r in runs])  # [seeds, K]
+    values = np.stack([np.interp(common, *_increasing(r.steps, r.values)) for r in runs])  # [seeds, K]
 
     def iqm_at_each_step(s: np.ndarray) -> np.ndarray:  # s: [seeds, 1, K]
         return np.array([metrics.aggregate_iqm(s[:, :, k]) for k in range(s.shape[-1])])
@@ -144,6 +149,14 @@ def curve_estimates(runs: list[Run], reps: int, seed: int) -> tuple[np.ndarray, 
         point, interval = rly.get_interval_estimates({"m": values[:, None, :]}, iqm_at_each_step, reps=reps,
                                                      random_state=np.random.RandomState(seed))
     return np.array(common), point["m"], interval["m"]
+
+
+def _increasing(steps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Steps sorted, the last value kept where a step repeats (a resumed run may log one twice)."""
+    order = np.argsort(steps, kind="stable")
+    steps, values = steps[order], values[order]
+    last = np.r_[steps[1:] != steps[:-1], True]
+    return steps[last], values[last]
 
 
 def run(cfg: ReportConfig) -> dict:
