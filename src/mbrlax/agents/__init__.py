@@ -8,11 +8,12 @@ from mbrlax.agents.learner import (ObservedThrough, PolicyLearner, TrainBatch, s
                                    to_train_batch)
 from mbrlax.agents.model_rollouts import ModelBuffer, RolloutBatch, make_branched_rollout
 from mbrlax.agents.mpc import MPCAgent, MPCConfig
+from mbrlax.agents.latent_objective import make_latent_objective
 from mbrlax.agents.objective import ObjectiveConfig, TerminalValue, make_objective
 from mbrlax.agents.sac import SAC, SACConfig, SACState
 
 __all__ = [
     "MPCAgent", "MPCConfig", "ModelBuffer", "ObjectiveConfig", "ObservedThrough", "PolicyLearner", "RolloutBatch",
-    "SAC", "SACConfig", "SACState", "TerminalValue", "TrainBatch", "make_branched_rollout", "make_objective",
+    "SAC", "SACConfig", "SACState", "TerminalValue", "TrainBatch", "make_branched_rollout", "make_latent_objective", "make_objective",
     "sample_stacked", "stack_batches", "to_train_batch",
 ]
