@@ -272,12 +272,9 @@ def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
     Raises :class:`TrainingDivergedError` (with ``.last_good``) if the loss becomes NaN/inf.
     """
     x, y, t = transition_arrays(model, data)
-    key, k_np = jax.random.split(key)
-    rng = np.random.default_rng(int(jax.random.randint(k_np, (), 0, 2**31 - 1)))
+    key, rng = _numpy_rng(key)
     if holdout is None:
-        perm = rng.permutation(len(x))
-        n_hold = min(int(cfg.holdout_fraction * len(x)), cfg.max_holdout)
-        hold_idx, train_idx = perm[:n_hold], perm[n_hold:]
+        hold_idx, train_idx = _holdout_split(rng, len(x), cfg)
         xh, yh = x[hold_idx], y[hold_idx]
         held_terminal = xh[t[hold_idx] > 0.5]  # the termination head trains on these too
         x, y, t = x[train_idx], y[train_idx], t[train_idx]
@@ -302,18 +299,8 @@ def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
         x, t = np.concatenate([x, xa]), np.concatenate([t, ta])
         y = np.concatenate([y, np.broadcast_to(np.asarray(state.target_norm.mean, np.float32), (len(xa), y.shape[1]))])
         n = len(x)
-    E = model.cfg.ensemble_size
-    Np = _bucket(n, cfg.batch_size)
-    xn = jnp.asarray(_pad(np.asarray(state.input_norm.normalize(x)), Np))
-    yn = jnp.asarray(_pad(np.asarray(state.target_norm.normalize(y)), Np))
-    tn = jnp.asarray(_pad(t, Np))
-    boot = rng.integers(0, n, size=(E, n)) if cfg.bootstrap else np.tile(np.arange(n), (E, 1))
-    boot = jnp.asarray(_pad(boot.T, Np).T.astype(np.int32))
-    Nh = _bucket(len(xh), 256)
-    xh_p, yh_p = jnp.asarray(_pad(xh, Nh)), jnp.asarray(_pad(yh, Nh))
-    wh = jnp.asarray((np.arange(Nh) < len(xh)).astype(np.float32))
-
-    return _train(model, state, last_good, key, cfg, (xn, yn, tn, boot, n), (xh_p, yh_p, wh), opt_state)
+    train, held = _training_arrays(state, x, y, t, xh, yh, model.cfg.ensemble_size, cfg, rng)
+    return _train(model, state, last_good, key, cfg, train, held, opt_state)
 
 
 def fit_conditional(model: ConditionalModel, state: ModelState, x: np.ndarray, y: np.ndarray, key: jax.Array,
@@ -332,12 +319,10 @@ def fit_conditional(model: ConditionalModel, state: ModelState, x: np.ndarray, y
     bad = ~(np.isfinite(x).all(1) & np.isfinite(y).all(1))
     if bad.any():
         raise DataError(f"training data has {int(bad.sum())} rows with NaN/inf (first at row {int(np.argmax(bad))})")
-    key, k_np = jax.random.split(key)
-    rng = np.random.default_rng(int(jax.random.randint(k_np, (), 0, 2**31 - 1)))
+    key, rng = _numpy_rng(key)
     if holdout is None:
-        perm = rng.permutation(len(x))
-        n_hold = min(int(cfg.holdout_fraction * len(x)), cfg.max_holdout)
-        xh, yh, x, y = x[perm[:n_hold]], y[perm[:n_hold]], x[perm[n_hold:]], y[perm[n_hold:]]
+        hold_idx, train_idx = _holdout_split(rng, len(x), cfg)
+        xh, yh, x, y = x[hold_idx], y[hold_idx], x[train_idx], y[train_idx]
     else:
         xh, yh = (np.asarray(a, np.float32) for a in holdout)
     n = len(x)
@@ -349,16 +334,38 @@ def fit_conditional(model: ConditionalModel, state: ModelState, x: np.ndarray, y
     state = fit_normalisers(model, state, x, y)
     if not cfg.normalize_targets:
         state = state.replace(target_norm=Normalizer.identity(model.out_dim))
+    train, held = _training_arrays(state, x, y, np.zeros(n, np.float32), xh, yh, model.ensemble_size, cfg, rng)
+    return _train(model, state, last_good, key, cfg, train, held, opt_state)
+
+
+def _numpy_rng(key: jax.Array) -> tuple[jax.Array, np.random.Generator]:
+    """The key to go on with, and a NumPy generator seeded from it (holdout split, bootstrap)."""
+    key, k_np = jax.random.split(key)
+    return key, np.random.default_rng(int(jax.random.randint(k_np, (), 0, 2**31 - 1)))
+
+
+def _holdout_split(rng: np.random.Generator, n: int, cfg: TrainerConfig) -> tuple[np.ndarray, np.ndarray]:
+    """``(holdout indices, training indices)`` of n rows: ``holdout_fraction`` of them at random, at most ``max_holdout``."""
+    perm = rng.permutation(n)
+    n_hold = min(int(cfg.holdout_fraction * n), cfg.max_holdout)
+    return perm[:n_hold], perm[n_hold:]
+
+
+def _training_arrays(state: ModelState, x: np.ndarray, y: np.ndarray, t: np.ndarray, xh: np.ndarray, yh: np.ndarray,
+                     ensemble_size: int, cfg: TrainerConfig, rng: np.random.Generator) -> tuple[tuple, tuple]:
+    """What :func:`_train` takes: the training rows normalised and padded to a bucket, with each member's
+    bootstrap indices, ``(x, y, t, boot [E, Np], n)``; the raw holdout padded, ``(x, y, weights)``."""
+    n = len(x)
     Np = _bucket(n, cfg.batch_size)
     xn = jnp.asarray(_pad(np.asarray(state.input_norm.normalize(x), np.float32), Np))
     yn = jnp.asarray(_pad(np.asarray(state.target_norm.normalize(y), np.float32), Np))
-    E = model.ensemble_size
+    tn = jnp.asarray(_pad(t, Np))
+    E = ensemble_size
     boot = rng.integers(0, n, size=(E, n)) if cfg.bootstrap else np.tile(np.arange(n), (E, 1))
     boot = jnp.asarray(_pad(boot.T, Np).T.astype(np.int32))
     Nh = _bucket(len(xh), 256)
     wh = jnp.asarray((np.arange(Nh) < len(xh)).astype(np.float32))
-    return _train(model, state, last_good, key, cfg, (xn, yn, jnp.zeros(Np, jnp.float32), boot, n),
-                  (jnp.asarray(_pad(xh, Nh)), jnp.asarray(_pad(yh, Nh)), wh), opt_state)
+    return (xn, yn, tn, boot, n), (jnp.asarray(_pad(xh, Nh)), jnp.asarray(_pad(yh, Nh)), wh)
 
 
 def _train(model, state: ModelState, last_good: ModelState, key: jax.Array, cfg: TrainerConfig,
