@@ -26,10 +26,7 @@ import time
 import jax
 import numpy as np
 
-from mbrlax.algorithms.fit_model import fit_kind, window_lengths
-from mbrlax.data.buffer import ReplayBuffer
-from mbrlax.data.rollout import collect, random_policy
-from mbrlax.envs import make_env, make_vector_env
+from mbrlax.algorithms.fit_model import fit_kind, random_data, window_lengths
 from mbrlax.models.trainer import TrainerConfig
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
@@ -42,15 +39,6 @@ def cpu_model() -> str:
         return next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
     except (OSError, StopIteration):
         return platform.processor() or platform.machine()
-
-
-def random_data(env_id: str, steps: int, seed: int) -> ReplayBuffer:
-    env = make_env(env_id, seed=seed)
-    buf = ReplayBuffer(steps, env.observation_space.shape[0], env.action_space.shape[0])
-    envs = make_vector_env(env_id, 4, seed=seed)
-    collect(envs, random_policy(env.action_space, seed), steps, buf, seed=seed)
-    envs.close()
-    return buf
 
 
 def main() -> None:
@@ -74,7 +62,7 @@ def main() -> None:
     trainer = TrainerConfig(max_epochs=args.max_epochs, patience=10, learning_rate=2e-3, progress=False)
     settings = dict(ensemble_size=3, num_elites=3, hidden=200, depth=3)
     for env_id in args.envs:
-        train, test = random_data(env_id, args.transitions, 0), random_data(env_id, args.test_transitions, 10_000)
+        train, test = random_data(env_id, args.transitions, 4, 0), random_data(env_id, args.test_transitions, 4, 10_000)
         D, A = train.obs_dim, train.act_dim
         for kind in args.kinds:
             heads = args.heads + (["flow"] if kind == "joint" and "flow" not in args.heads else [])

@@ -23,8 +23,8 @@ from mbrlax.envs import get_task, make_env, make_vector_env
 from mbrlax.models.conditional import HEADS, ConditionalModel
 from mbrlax.models.config import ModelConfig
 from mbrlax.models.diagnostics import horizon_errors, plot_horizon_errors
-from mbrlax.models.kinds import KINDS, build_model, evaluate, get_kind, window_rows
-from mbrlax.models.trainer import FitResult, TrainerConfig, fit, fit_conditional
+from mbrlax.models.kinds import KINDS, build_model, fit_and_evaluate, get_kind, window_rows
+from mbrlax.models.trainer import FitResult, TrainerConfig, fit
 from mbrlax.utils.checkpoint import save_pytree
 from mbrlax.utils.plots import plot_learning_curve
 from mbrlax.utils.run_logger import RunLogger
@@ -82,10 +82,7 @@ def run(cfg: FitModelConfig) -> dict:
     key = jax.random.PRNGKey(cfg.seed)
 
     t0 = time.time()
-    envs = make_vector_env(cfg.env, cfg.num_envs, seed=cfg.seed)
-    buffer = ReplayBuffer(cfg.transitions, obs_dim, act_dim)
-    collect(envs, random_policy(env.action_space, cfg.seed), cfg.transitions, buffer, seed=cfg.seed, progress=True)
-    envs.close()
+    buffer = random_data(cfg.env, cfg.transitions, cfg.num_envs, cfg.seed, progress=True)
     buffer.save(out / "buffer.npz")
     t_collect = time.time() - t0
 
@@ -129,6 +126,15 @@ def run(cfg: FitModelConfig) -> dict:
     return summary
 
 
+def random_data(env_id: str, steps: int, num_envs: int, seed: int, progress: bool = False) -> ReplayBuffer:
+    """``steps`` random-policy transitions from ``num_envs`` parallel copies of the env, seeded by ``seed``."""
+    envs = make_vector_env(env_id, num_envs, seed=seed)
+    buffer = ReplayBuffer(steps, envs.single_observation_space.shape[0], envs.single_action_space.shape[0])
+    collect(envs, random_policy(envs.single_action_space, seed), steps, buffer, seed=seed, progress=progress)
+    envs.close()
+    return buffer
+
+
 def window_lengths(kind: str, horizon: int) -> list[int]:
     """The n a kind is fitted at: 1 for kinds without n, else ``WINDOW_LENGTHS`` up to ``horizon``, and ``horizon``."""
     if get_kind(kind).fixed_n:
@@ -143,10 +149,8 @@ def fit_kind(kind: str, obs_dim: int, act_dim: int, n: int, train, test, key: ja
     model = build_model(kind, obs_dim, act_dim, n, **settings)
     x, y = window_rows(kind, train, n)
     xt, yt = window_rows(kind, test, n)
-    k_init, k_fit, k_eval = jax.random.split(key, 3)
     t0 = time.time()
-    result = fit_conditional(model, model.init(k_init), x, y, k_fit, trainer)
-    scores = evaluate(model, result.state, xt, yt, k_eval)
+    result, scores = fit_and_evaluate(model, x, y, (xt, yt), key, trainer)
     return model, result, {"n": n, **scores, "epochs": len(result.history), "fit_seconds": time.time() - t0,
                            "train_rows": len(x), "test_rows": len(xt)}
 
@@ -155,11 +159,7 @@ def _run_kind(cfg: FitModelConfig, env, buffer: ReplayBuffer, logger: RunLogger,
     """Fit a model kind at each window length and score it on windows of fresh real episodes."""
     out = Path(cfg.out)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
-    test_steps = cfg.eval_episodes * cfg.eval_episode_steps  # fresh random-policy data, other seeds
-    test = ReplayBuffer(test_steps, obs_dim, act_dim)
-    envs = make_vector_env(cfg.env, cfg.num_envs, seed=cfg.seed + 10_000)
-    collect(envs, random_policy(env.action_space, cfg.seed + 10_000), test_steps, test, seed=cfg.seed + 10_000)
-    envs.close()
+    test = random_data(cfg.env, cfg.eval_episodes * cfg.eval_episode_steps, cfg.num_envs, cfg.seed + 10_000)  # other seeds
     m = cfg.model
     settings = dict(head=cfg.head, components=cfg.components, ensemble_size=m.ensemble_size,
                     num_elites=m.num_elites, hidden=m.hidden, depth=m.depth, activation=m.activation)

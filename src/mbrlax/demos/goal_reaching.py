@@ -35,8 +35,8 @@ from mbrlax.envs.lessons import MAZE_ID, MAZE_STEPS, random_free_points
 from mbrlax.models.config import ModelConfig
 from mbrlax.models.conditional import ConditionalModel
 from mbrlax.models.dynamics import ModelState
-from mbrlax.models.kinds import evaluate, window_rows
-from mbrlax.models.trainer import TrainerConfig, fit_conditional
+from mbrlax.models.kinds import fit_and_evaluate, window_rows
+from mbrlax.models.trainer import TrainerConfig
 from mbrlax.planning import make_planner
 
 GROUPS = ("in sight", "round a wall")
@@ -112,9 +112,7 @@ def subsample(x: np.ndarray, y: np.ndarray, max_rows: int, rng: np.random.Genera
 def fit_kind(model: ConditionalModel, x: np.ndarray, y: np.ndarray, key: jax.Array, trainer: TrainerConfig,
              held: tuple[np.ndarray, np.ndarray]) -> tuple[ModelState, dict]:
     """Fit ``model`` on ``(x, y)``; returns its state and its error on held-out rows (NaN NLL as None)."""
-    k_init, k_fit, k_eval = jax.random.split(key, 3)
-    fitted = fit_conditional(model, model.init(k_init), x, y, k_fit, trainer)
-    ev = evaluate(model, fitted.state, *held, k_eval)
+    fitted, ev = fit_and_evaluate(model, x, y, held, key, trainer)
     ev = {k: (None if math.isnan(v) else v) for k, v in ev.items()}
     return fitted.state, {**ev, "epochs": len(fitted.history), "rows": len(x)}
 

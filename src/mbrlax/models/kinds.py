@@ -36,6 +36,7 @@ from mbrlax.data.windows import observation_window_starts, window_starts, window
 from mbrlax.errors import ConfigError, DataError
 from mbrlax.models.conditional import ConditionalModel
 from mbrlax.models.dynamics import ModelState
+from mbrlax.models.trainer import FitResult, TrainerConfig, fit_conditional
 
 
 @dataclass(frozen=True)
@@ -154,3 +155,11 @@ def evaluate(model: ConditionalModel, state: ModelState, x: np.ndarray, y: np.nd
         mse.append(np.asarray(model.normalised_error(state, xs, ys, k)))
         nll.append(np.asarray(model.nll(state, xs, ys)))
     return {"mse": float(np.mean(np.concatenate(mse))), "nll": float(np.mean(np.concatenate(nll)))}
+
+
+def fit_and_evaluate(model: ConditionalModel, x: np.ndarray, y: np.ndarray, held: tuple[np.ndarray, np.ndarray],
+                     key: jax.Array, trainer: TrainerConfig) -> tuple[FitResult, dict[str, float]]:
+    """A fresh fit of ``model`` on rows ``(x, y)``, scored by :func:`evaluate` on the held-out rows ``held``."""
+    k_init, k_fit, k_eval = jax.random.split(key, 3)
+    result = fit_conditional(model, model.init(k_init), x, y, k_fit, trainer)
+    return result, evaluate(model, result.state, *held, k_eval)
