@@ -137,7 +137,8 @@ def test_quadratic_state_cost_by_hand():
     terminated = jnp.array([[False, False, False], [False, True, True]])
     cost = quadratic_state_cost(obs, terminated, jnp.array([0.5, 2.0]), discount=0.5)
     per_step = 0.5 * jnp.array([1.0, 4.0, 9.0]) + 2.0  # 2.5, 4, 6.5
-    np.testing.assert_allclose(cost, [2.5 + 0.5 * 4.0 + 0.25 * 6.5, 2.5 + 0.5 * 4.0], rtol=1e-6)
+    np.testing.assert_allclose(cost, [per_step[0] + 0.5 * per_step[1] + 0.25 * per_step[2],
+                                      per_step[0] + 0.5 * per_step[1]], rtol=1e-6)
 
 
 def test_state_cost_breaks_the_alive_bonus_tie(fitted_on_small_actions):

@@ -112,7 +112,7 @@ def test_error_names_n_and_longest_episode():
 def test_holdout_split_by_starts():
     buf = _episode_buffer()
     starts = window_starts(buf, 3)
-    train, hold = starts[: len(starts) // 2], starts[len(starts) // 2:]
+    hold = starts[len(starts) // 2:]  # the second half of the starts: a holdout
     w = sample_windows(buf, 3, 200, np.random.default_rng(1), starts=hold)
     assert set(w.start.tolist()) <= set(hold.tolist())
     _assert_within_one_episode(w, 3)

@@ -93,13 +93,18 @@ def find_runs(dirs: tuple[str, ...], metric: str, x: str) -> list[Run]:
             rows = [r for r in read_csv_rows(run_dir / "metrics.csv") if _number(r.get(metric)) is not None]
             if not rows:
                 continue
-            steps = np.array([_number(r.get(x)) if _number(r.get(x)) is not None else i + 1 for i, r in enumerate(rows)])
+            steps = np.array([_first_number(r.get(x), i + 1) for i, r in enumerate(rows)])  # row number if no x
             runs.append(Run(run_dir, str(config.get("env", "?")), method_name(run_dir), config.get("seed"),
                             steps.astype(float), np.array([_number(r[metric]) for r in rows], float)))
     if not runs:
         raise ConfigError(f"no run folder (config.json + metrics.csv with a {metric!r} column) under "
                           + ", ".join(dirs))
     return runs
+
+
+def _first_number(v, default: float) -> float:
+    n = _number(v)
+    return default if n is None else n
 
 
 def _number(v) -> float | None:
