@@ -196,4 +196,11 @@ def observation_windows(source: ReplayBuffer | Sequence[np.ndarray], n: int, bat
     if starts is None:
         starts = observation_window_starts(eps, n)
     chosen = np.asarray(starts, np.int64)[rng.integers(0, len(starts), size=batch_size)]
-    return np.stack([eps[e][t:t + n + 1] for e, t in chosen])
+    return observation_windows_at(eps, chosen, n)
+
+
+def observation_windows_at(episodes: Sequence[np.ndarray], starts: np.ndarray, n: int) -> np.ndarray:
+    """The observation windows s_t:t+n+1 at ``starts`` ``[B, 2]`` (episode, t) of a list of episodes
+    (valid ones, from :func:`observation_window_starts`); obs [B, n+1, D]."""
+    eps = _as_episodes(episodes)
+    return np.stack([eps[e][t:t + n + 1] for e, t in np.asarray(starts, np.int64)])

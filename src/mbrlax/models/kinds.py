@@ -32,7 +32,7 @@ import jax
 import numpy as np
 
 from mbrlax.data.buffer import ReplayBuffer
-from mbrlax.data.windows import observation_window_starts, window_starts, windows_at
+from mbrlax.data.windows import observation_window_starts, observation_windows_at, window_starts, windows_at
 from mbrlax.errors import ConfigError, DataError
 from mbrlax.models.conditional import ConditionalModel
 from mbrlax.models.dynamics import ModelState
@@ -133,9 +133,7 @@ def window_rows(kind: ModelKind | str, source: ReplayBuffer | Sequence[np.ndarra
         return kind.rows(states, w.actions, w.rewards, n)
     if starts is None:
         starts = observation_window_starts(source, L)
-    eps = [np.asarray(e, np.float32) for e in source]
-    states = np.stack([eps[e][t:t + L + 1] for e, t in starts])
-    return kind.rows(states, None, None, n)
+    return kind.rows(observation_windows_at(source, starts, L), None, None, n)
 
 
 def build_model(kind: ModelKind | str, obs_dim: int, act_dim: int, n: int = 1, **settings) -> ConditionalModel:
