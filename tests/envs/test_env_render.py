@@ -10,7 +10,7 @@ from mbrlax.envs import make_env
 
 
 
-@pytest.mark.parametrize("env_id", ["cartpole-swingup", "HalfCheetah-v5"])
+@pytest.mark.parametrize("env_id", ["cartpole-swingup", "HalfCheetah-v5", "baoding", "hand-cube"])
 def test_rgb_array_render_returns_an_image(env_id):
     if _gl_problem():
         pytest.skip(_gl_problem())
@@ -19,5 +19,5 @@ def test_rgb_array_render_returns_an_image(env_id):
     frame = env.render()
     env.close()
     assert isinstance(frame, np.ndarray)
-    assert frame.shape == (64, 96, 3) and frame.dtype == np.uint8
+    assert frame.shape == (64, 96, 3) and frame.dtype == np.uint8 and frame.std() > 1.0  # not a blank frame
     assert frame.std() > 1.0, "the frame should not be blank"

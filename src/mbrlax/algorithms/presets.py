@@ -141,9 +141,27 @@ def light_pets(cfg: MPCLoopConfig) -> MPCLoopConfig:
 LIGHT_FIT_MAX_EPOCHS = 200
 
 
+# PDDM's own settings for its Shadow hand tasks (google-research/pddm, pddm/config/baoding.txt and
+# cube.txt): MPPI population (num_control_samples) and gamma (mppi_kappa), model batch size (batchsize),
+# and random transitions before the first fit (num_rand_rollouts_train 100 x rand_rollout_length 30).
+# Both configs share 3 members of 2x250, H=7, beta=0.6, noise 0.9 and 40 epochs, as pddm_preset has.
+_PDDM_HAND = {"mbrlax/Baoding-v0": (700, 20.0, 512, 3000), "mbrlax/HandCube-v0": (1000, 10.0, 512, 3000)}
+
+
 def pddm_preset(env: str) -> MPCLoopConfig:
-    """PDDM: 3 deterministic members (2×250), MPPI filtering, reward averaged over the members."""
+    """PDDM: 3 deterministic members (2×250), MPPI filtering, reward averaged over the members
+    (Baoding and the hand cube: PDDM's population, gamma, batch and random data for them)."""
     canonical = resolve_env_id(env)
+    if canonical in _PDDM_HAND:
+        population, gamma, batch, random_steps = _PDDM_HAND[canonical]
+        cfg = _pddm_preset(env, canonical)
+        return dataclasses.replace(
+            cfg, random_steps=random_steps, trainer=dataclasses.replace(cfg.trainer, batch_size=batch),
+            planner=dataclasses.replace(cfg.planner, population=population, gamma=gamma))
+    return _pddm_preset(env, canonical)
+
+
+def _pddm_preset(env: str, canonical: str) -> MPCLoopConfig:
     return MPCLoopConfig(
         env=env, out=f"runs/pddm-{canonical.split('/')[-1]}", iterations=_PETS.get(canonical, _PETS_DEFAULT)[5],
         model=ModelConfig(ensemble_size=3, num_elites=3, hidden=250, depth=2, probabilistic=False),

@@ -45,6 +45,7 @@ from mbrlax.envs.registry import (  # noqa: E402
 from mbrlax.envs.task import Task, never_terminates  # noqa: E402
 from mbrlax.envs.tasks import TASKS  # noqa: E402
 from mbrlax.envs import lessons as _lessons  # noqa: E402,F401  (registers the maze and the cliff)
+from mbrlax.envs import hand as _hand  # noqa: E402,F401  (registers Baoding and the hand cube)
 from mbrlax.envs.pixels import PixelObservation, make_pixel_env  # noqa: E402
 
 __all__ = [

@@ -53,7 +53,7 @@ import numpy as np
 from gymnasium.spaces import Box
 
 from mbrlax.envs.registry import ALIASES
-from mbrlax.envs.task import Task, never_terminates
+from mbrlax.envs.task import Task, never_terminates, unit_bounds
 from mbrlax.envs.tasks import TASKS
 
 __all__ = [
@@ -303,20 +303,14 @@ def cliff_reward(obs, action, next_obs):
 # --------------------------------------------------------------------------- registration
 
 
-def _bounds(act_dim: int) -> tuple[np.ndarray, np.ndarray]:
-    low, high = np.full(act_dim, -1.0, np.float32), np.full(act_dim, 1.0, np.float32)
-    low.flags.writeable = high.flags.writeable = False
-    return low, high
-
-
 def _register() -> None:
     for env_id, entry, steps in ((MAZE_ID, "PointMazeEnv", MAZE_STEPS), (CLIFF_ID, "CliffEnv", CLIFF_STEPS)):
         if env_id not in gymnasium.registry:
             gymnasium.register(id=env_id, entry_point=f"mbrlax.envs.lessons:{entry}", max_episode_steps=steps)
     TASKS.update({
-        MAZE_ID: Task(MAZE_ID, 4, 2, *_bounds(2), maze_reward, never_terminates, MAZE_STEPS,
+        MAZE_ID: Task(MAZE_ID, 4, 2, *unit_bounds(2), maze_reward, never_terminates, MAZE_STEPS,
                       obs_features=maze_features, feature_dim=2),
-        CLIFF_ID: Task(CLIFF_ID, 2, 1, *_bounds(1), cliff_reward, cliff_termination, CLIFF_STEPS),
+        CLIFF_ID: Task(CLIFF_ID, 2, 1, *unit_bounds(1), cliff_reward, cliff_termination, CLIFF_STEPS),
     })
     ALIASES.update({"pointmaze": MAZE_ID, "point-maze": MAZE_ID, "maze": MAZE_ID, "cliff": CLIFF_ID})
 

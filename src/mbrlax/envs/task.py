@@ -24,6 +24,13 @@ def never_terminates(obs: jnp.ndarray, action: jnp.ndarray, next_obs: jnp.ndarra
     return jnp.zeros(next_obs.shape[:-1], dtype=bool)
 
 
+def unit_bounds(act_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read-only ``[-1, 1]`` action bounds ``(low [A], high [A])`` for a Task (the lessons' and hand envs' actions)."""
+    low, high = np.full(act_dim, -1.0, np.float32), np.full(act_dim, 1.0, np.float32)
+    low.flags.writeable = high.flags.writeable = False
+    return low, high
+
+
 @dataclass(frozen=True)
 class Task:
     """Reward and termination of one environment, plus the facts planners need.
