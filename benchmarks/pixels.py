@@ -22,7 +22,7 @@ What is measured (every timing is stored with the load average at that moment an
    multiply-add, biases, activations and the uint8 -> float scaling ignored:
    a convolution: ``2 * H_out * W_out * C_out * (4 * 4 * C_in)`` (SAME padding, stride 2, so
    H_out = H_in / 2); the encoder's linear map ``2 * flat * Z``; one latent step: the dynamics MLP
-   ``(Z + A) -> 256 -> 256 -> Z`` plus the reward MLP ``(Z + A) -> 256 -> 256 -> 1``, each
+   ``(Z + A) -> 256 -> 256 -> Z`` plus the reward and termination MLPs ``(Z + A) -> 256 -> 256 -> 1``, each
    ``2 * sum(n_in * n_out)``.
 4. **probe**: cart-pole swing-up seen at ``--size`` (the wide camera of ``tests/models/test_latent.py``,
    3 stacked frames, action repeat 2, episodes of 100 actions), ``--frames`` random-policy frames.
@@ -146,10 +146,10 @@ def encoder_flops(m: LatentModel) -> float:
 
 
 def step_flops(m: LatentModel) -> float:
-    """FLOPs of one latent step: dynamics MLP + reward MLP."""
+    """FLOPs of one latent step: dynamics MLP + reward MLP + termination MLP."""
     widths = [m.latent_dim + m.act_dim] + [m.hidden] * m.depth
     mlp = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
-    return 2.0 * (2 * mlp + m.hidden * m.latent_dim + m.hidden * 1)
+    return 2.0 * (3 * mlp + m.hidden * m.latent_dim + 2 * m.hidden * 1)
 
 
 def probe_model(size: int) -> LatentModel:
@@ -176,7 +176,7 @@ def bench_rollout(probe, repeats: int, n: int = 1000, horizon: int = 30) -> dict
 
     @jax.jit
     def run(params, z0, actions):
-        zs, rs = m.rollout(params, z0, actions)
+        zs, rs, _ = m.rollout(params, z0, actions)
         return zs[:, -1].sum() + rs.sum()
 
     flops = n * horizon * step_flops(m)

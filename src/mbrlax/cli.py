@@ -31,6 +31,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
                      "Fit a dynamics model on random-policy data and measure its multi-step error."),
     ("report",): ("mbrlax.algorithms.report:ReportConfig:run",
                   "Aggregate run folders over seeds: IQM and mean with 95% bootstrap intervals (rliable), curves."),
+    ("sweep",): ("mbrlax.algorithms.sweep:SweepConfig:run",
+                 "Run commands x envs x arms x seeds as separate runs on Ray, resumably; report the finished ones."),
     ("train", "pets"): (_MPC + "pets_light_preset",
                         "Light PETS (CEM, TS∞, probabilistic ensemble): the paper's structure, minutes on 2 cores."),
     ("train", "pets-paper"): (_MPC + "pets_preset",
@@ -41,6 +43,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
                           "Random-shooting MPC with one deterministic model (Nagabandi et al. 2018)."),
     ("train", "grad-mpc"): (_MPC + "grad_mpc_preset",
                             "MPC planning by backprop through a deterministic ensemble, started from a short CEM."),
+    ("train", "latent"): ("mbrlax.algorithms.latent_loop:LatentLoopConfig:run:mbrlax.algorithms.latent_loop.latent_preset",
+                          "MPC from camera frames: a latent model (TD-MPC-style self-prediction) and CEM in its latent space."),
     ("train", "sac"): ("mbrlax.algorithms.sac_train:SACTrainConfig:train_sac",
                        "Model-free soft actor-critic (Haarnoja et al. 2018)."),
     ("train", "mbpo"): ("mbrlax.algorithms.mbpo:MBPOConfig:run:mbrlax.algorithms.mbpo.mbpo_preset",
@@ -160,16 +164,29 @@ def _mbrlax_error_in(exc: BaseException):
     return None
 
 
+def load_command(path: tuple[str, ...]) -> tuple[Any, type, Callable, list[str]]:
+    """A command's module, config class, run function and preset (``[]`` or ``["module.function"]``)."""
+    module_name, cls_name, run_name, *preset = COMMANDS[path][0].split(":")
+    module = importlib.import_module(module_name)
+    return module, getattr(module, cls_name), getattr(module, run_name), preset
+
+
+def checkpoint_file(path: tuple[str, ...]) -> str | None:
+    """The file whose presence in a run folder marks a checkpoint that ``mbrlax PATH --resume``
+    continues from (the command module's ``CHECKPOINT_FILE``); None for a command that cannot resume."""
+    module, config_cls, _, _ = load_command(path)
+    if "resume" not in {f.name for f in dataclasses.fields(config_cls)}:
+        return None
+    return getattr(module, "CHECKPOINT_FILE", None)
+
+
 def _parse(path: tuple[str, ...], rest: list[str], prefixes: dict[str, str]):
     """``(config, run_function, module)`` from the command line (SystemExit(0) for --help);
     fills ``prefixes`` with the config classes' flag prefixes as soon as they are known."""
     import tyro
 
-    spec, description = COMMANDS[path]
-    module_name, cls_name, run_name, *preset = spec.split(":")
-    module = importlib.import_module(module_name)
-    config_cls = getattr(module, cls_name)
-    run: Callable = getattr(module, run_name)
+    module, config_cls, run, preset = load_command(path)
+    description = COMMANDS[path][1]
     default = config_cls()
     env = _find_env(rest)
     if preset:
@@ -196,12 +213,12 @@ def _parse(path: tuple[str, ...], rest: list[str], prefixes: dict[str, str]):
     return cfg, run, module
 
 
-def _before_run(cfg: Any, module: Any) -> Any:
+def _before_run(cfg: Any, path: tuple[str, ...]) -> Any:
     """Checks that need the file system or the env, before the run writes anything.
 
-    ``--resume`` is checked against the command module's ``CHECKPOINT_FILE`` (the file whose
-    presence in ``out`` marks a checkpoint) by :func:`~mbrlax.utils.validate.check_resume`, the
-    check the training loops themselves run; a module without one is not checked here."""
+    ``--resume`` is checked against the command's :func:`checkpoint_file` by
+    :func:`~mbrlax.utils.validate.check_resume`, the check the training loops themselves run; a
+    command without one is not checked here."""
     from mbrlax.utils.validate import check_env, check_resume, check_writable_dir
 
     if isinstance(getattr(cfg, "out", None), str):
@@ -209,7 +226,7 @@ def _before_run(cfg: Any, module: Any) -> Any:
     if isinstance(getattr(cfg, "env", None), str):
         check_env(cfg.env)
     if getattr(cfg, "resume", False):
-        marker = getattr(module, "CHECKPOINT_FILE", None)
+        marker = checkpoint_file(path)
         if marker is not None and not check_resume(cfg.out, marker):
             cfg = dataclasses.replace(cfg, resume=False)
     return cfg
@@ -240,8 +257,8 @@ def _main(argv: list[str]) -> int:
     try:
         path, rest = _resolve(argv)
         request_host_devices()  # both cores for batched model evaluation (before JAX starts)
-        cfg, run, module = _parse(path, rest, prefixes)
-        cfg = _before_run(cfg, module)
+        cfg, run, _ = _parse(path, rest, prefixes)
+        cfg = _before_run(cfg, path)
         run(cfg)
     except SystemExit as e:  # tyro's --help (0), or an error it printed itself
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)

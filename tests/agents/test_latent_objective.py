@@ -21,14 +21,16 @@ def setup():
 
 
 def test_objective_is_the_discounted_predicted_reward_of_the_latent_rollout(setup):
+    """Each reward is weighted by discount^t and by the predicted chance that no earlier step terminated."""
     params, frames = setup
     actions = jax.random.uniform(jax.random.PRNGKey(1), (5, 4, 2), minval=-1, maxval=1)
     returns = make_latent_objective(MODEL, discount=0.9)(params, frames)(jax.random.PRNGKey(2), actions)
     z = MODEL.encode(params, frames[None])[0]
     for n in range(5):  # by hand, one step at a time
-        zn, total = z, 0.0
+        zn, total, alive = z, 0.0, 1.0
         for t in range(4):
-            total += 0.9**t * float(MODEL.reward(params, zn, actions[n, t]))
+            total += 0.9**t * alive * float(MODEL.reward(params, zn, actions[n, t]))
+            alive *= 1.0 - float(jax.nn.sigmoid(MODEL.termination_logit(params, zn, actions[n, t])))
             zn = MODEL.step(params, zn, actions[n, t])
         np.testing.assert_allclose(returns[n], total, rtol=1e-4, atol=1e-5)
     with pytest.raises(ConfigError, match="discount"):

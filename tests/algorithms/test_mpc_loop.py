@@ -386,7 +386,7 @@ def test_resuming_a_finished_run_names_its_video(tmp_path, capsys):
 def test_resume_refuses_metrics_rows_that_do_not_fit_the_checkpoint(tmp_path):
     import json
 
-    from mbrlax.algorithms.mpc_loop import _resume_point
+    from mbrlax.algorithms.mpc_loop import resume_point
     from mbrlax.errors import DataError
 
     folder = tmp_path / "ckpt" / "iteration_00002"
@@ -396,8 +396,8 @@ def test_resume_refuses_metrics_rows_that_do_not_fit_the_checkpoint(tmp_path):
     (tmp_path / "checkpoint.json").write_text(json.dumps({"path": "ckpt/iteration_00002"}))
     good = "iteration,env_steps,return\n0,20,1.5\n1,40,2.5\n"
     (tmp_path / "metrics.csv").write_text(good)
-    assert _resume_point(tmp_path)[0] == folder
+    assert resume_point(tmp_path)[0] == folder
     for bad in (good.replace("2.5", "lots"), good.replace("\n1,", "\n7,"), good.replace(",40,", ",,")):
         (tmp_path / "metrics.csv").write_text(bad)
         with pytest.raises(DataError, match=r"metrics\.csv row 2 "):
-            _resume_point(tmp_path)
+            resume_point(tmp_path)

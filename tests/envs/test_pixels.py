@@ -9,7 +9,7 @@ from conftest import gl_problem as _gl_problem
 from mbrlax.data.frames import FrameBuffer, collect_random_frames
 from mbrlax.envs import make_env
 from mbrlax.envs.pixels import PixelObservation, make_pixel_env
-from mbrlax.errors import ConfigError
+from mbrlax.errors import ConfigError, DataError
 
 
 
@@ -130,6 +130,21 @@ def test_sequences_never_cross_an_episode_end():
     np.testing.assert_array_equal(buf.sequence_starts(7), [4])  # episode 1 starts at row 4, has 7 steps
 
 
+def test_partial_sequences_stop_at_the_episode_end_and_mask_the_rest():
+    buf = FrameBuffer(100, (2, 2, 3), act_dim=1, state_dim=2)
+    _fill(buf, [2, 6])  # episode 0: rows 0-2 (2 steps, the last terminated); episode 1: rows 3-9
+    assert buf.sequence_starts(4, partial=True).tolist() == [0, 1, 3, 4, 5, 6, 7, 8]
+    seq = buf.sequences_at(np.array([1, 3, 7]), 4, partial=True)
+    assert seq.valid.tolist() == [[True, False, False, False], [True] * 4, [True, True, False, False]]
+    assert seq.frames[:, :, 0, 0, 0].tolist() == [[1, 2, 2, 2, 2], [10, 11, 12, 13, 14], [14, 15, 16, 16, 16]]
+    assert seq.terminated.tolist() == [[True, False, False, False], [False] * 4, [False, True, False, False]]
+    assert (seq.actions[~seq.valid] == 0).all() and (seq.rewards[~seq.valid] == 0).all()
+    with pytest.raises(ConfigError, match="partial=True"):
+        buf.sequences_at(np.array([2]), 4, partial=True)  # the last frame of episode 0 has no step
+    with pytest.raises(ConfigError, match="sequence of 4 steps"):
+        buf.sequences_at(np.array([1]), 4)
+
+
 def test_ring_buffer_wraps_without_crossing_and_stacks_clamp_at_episode_start():
     buf = FrameBuffer(12, (1, 1, 3), act_dim=1, state_dim=2)
     _fill(buf, [4, 4, 4], terminate_last=False)  # 15 rows: the first 3 are overwritten
@@ -144,6 +159,25 @@ def test_ring_buffer_wraps_without_crossing_and_stacks_clamp_at_episode_start():
             first_stored = 0 if ep[0] > 0 else 3  # episode 0 lost its first 3 rows
             want = [10 * ep[0] + max(t[k] - lag, first_stored) for lag in (2, 1, 0)]
             assert frames[k, ::3].tolist() == want
+
+
+def test_frame_buffer_save_and_load_continue_as_the_original(tmp_path):
+    """A wrapped buffer with an open episode, saved and loaded, samples the same sequences and takes
+    the next steps exactly as the original; a corrupt file is a DataError naming it."""
+    buf = FrameBuffer(12, (1, 1, 3), act_dim=1, state_dim=2)
+    _fill(buf, [4, 4, 4], terminate_last=False)
+    buf.add_first(np.full((1, 1, 3), 200, np.uint8), np.array([9.0, 0.0]))  # an open episode
+    buf.save(tmp_path / "f.npz")
+    loaded = FrameBuffer.load(tmp_path / "f.npz")
+    for b in (buf, loaded):
+        b.add([1.0], 2.0, np.full((1, 1, 3), 201, np.uint8), False, False, np.array([9.0, 1.0]))
+    assert (len(loaded), loaded.total_added, loaded.capacity) == (len(buf), buf.total_added, 12)
+    a, b = (x.sample_sequences(16, 2, np.random.default_rng(0), stack=2) for x in (buf, loaded))
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(DataError, match="bad.npz"):
+        FrameBuffer.load(tmp_path / "bad.npz")
 
 
 def test_frame_buffer_checks_and_memory():

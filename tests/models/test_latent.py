@@ -23,9 +23,9 @@ def test_shapes_of_encode_step_reward_and_decode():
     assert jax.eval_shape(m.step, p, z, a).shape == (3, 5, 8)
     assert jax.eval_shape(m.reward, p, z, a).shape == (3, 5)
     assert jax.eval_shape(m.decode, p, z).shape == (3, 5, 16, 16, 6)
-    zs, rs = jax.eval_shape(m.rollout, p, jax.ShapeDtypeStruct((3, 8), jnp.float32),
-                            jax.ShapeDtypeStruct((3, 4, 2), jnp.float32))
-    assert zs.shape == (3, 4, 8) and rs.shape == (3, 4)
+    zs, rs, ts = jax.eval_shape(m.rollout, p, jax.ShapeDtypeStruct((3, 8), jnp.float32),
+                                jax.ShapeDtypeStruct((3, 4, 2), jnp.float32))
+    assert zs.shape == (3, 4, 8) and rs.shape == (3, 4) and ts.shape == (3, 4)
 
 
 def test_loss_parts_and_no_gradient_into_the_target_encoder():
@@ -35,16 +35,34 @@ def test_loss_parts_and_no_gradient_into_the_target_encoder():
     both = LatentModel(**settings, objective="both")
     p = jax.eval_shape(both.init, jax.random.key(1))
     _, parts = jax.eval_shape(both.loss, p, p["encoder"], frames, actions, rewards)
-    assert set(parts) == {"reward", "consistency", "reconstruction"}
+    assert set(parts) == {"reward", "termination", "consistency", "reconstruction"}
 
     m = LatentModel(**settings)  # self_predict: the target encoder is where a gradient could leak
     p = m.init(jax.random.key(1))
     (loss, parts), (g_params, g_target) = jax.value_and_grad(m.loss, argnums=(0, 1), has_aux=True)(
         p, p["encoder"], frames, actions, rewards)
-    assert set(parts) == {"reward", "consistency"} and np.isfinite(float(loss))
+    assert set(parts) == {"reward", "termination", "consistency"} and np.isfinite(float(loss))
     assert all(float(jnp.abs(x).max()) == 0.0 for x in jax.tree.leaves(g_target))
     assert float(jnp.abs(g_params["encoder"]["convs"][0]["w"]).max()) > 0.0
     assert all(float(jnp.abs(x).max()) == 0.0 for x in jax.tree.leaves(g_params["reward_scale"]))
+
+
+def test_the_termination_head_learns_which_step_ends_an_episode():
+    """Cross-entropy on the ``terminated`` flags: a head fitted on sequences whose last step ends the
+    episode after action +1 (and not after -1) puts that step's probability far above the others'."""
+    m = LatentModel(act_dim=1, size=16, frame_stack=1, latent_dim=4, channels=(4, 4, 4, 4), hidden=16,
+                    consistency_coef=0.0, reward_coef=0.0)
+    p = m.init(jax.random.key(0))
+    frames = jax.random.randint(jax.random.key(1), (8, 3, 16, 16, 3), 0, 256).astype(jnp.uint8)
+    actions = jnp.stack([jnp.zeros((8, 1)), jnp.where(jnp.arange(8)[:, None] % 2 == 0, 1.0, -1.0)], axis=1)
+    terminated = jnp.zeros((8, 2), bool).at[::2, 1].set(True)
+    grad = jax.grad(lambda p: m.loss(p, p["encoder"], frames, actions, jnp.zeros((8, 2)), terminated)[0])
+    descend = jax.jit(lambda p: jax.tree.map(lambda x, g: x - 0.05 * g, p, grad(p)))
+    for _ in range(300):
+        p = descend(p)
+    _, _, logits = m.rollout(p, m.encode(p, frames[:, 0]), actions)
+    prob = jax.nn.sigmoid(logits)
+    assert float(prob[::2, 1].min()) > 0.8 and float(prob[1::2, 1].max()) < 0.2 and float(prob[:, 0].max()) < 0.2
 
 
 def test_config_errors():
@@ -52,6 +70,8 @@ def test_config_errors():
         LatentModel(act_dim=1, size=40)
     with pytest.raises(ConfigError, match="objective"):
         LatentModel(act_dim=1, objective="contrastive")
+    with pytest.raises(ConfigError, match="act_dim must be set"):
+        LatentModel().init(jax.random.key(0))
 
 
 def test_probe_r2_reads_linear_states_and_not_noise():

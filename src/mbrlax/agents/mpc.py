@@ -40,18 +40,23 @@ class MPCAgent:
 
     ``notice_slow_plans``: warn once when a plan is slow, pointing at the light settings (for
     library users; a training loop that chose its sizes and logs plan times passes False).
+
+    ``objective_fn(model_state, obs) -> objective`` replaces the objective built from ``model`` and
+    ``task`` (both may then be None): e.g. :func:`~mbrlax.agents.latent_objective.make_latent_objective`,
+    whose model state is a latent model's params and whose observation is a frame stack. The
+    replanning, warm start and open/closed loop are the same.
     """
 
     SLOW_PLAN_SECONDS = 1.0  # a plan after warm-up slower than this prints a one-time notice
     _slow_noticed = False
 
-    def __init__(self, planner, model: DynamicsModel, task: Task | None, objective: ObjectiveConfig = ObjectiveConfig(),
+    def __init__(self, planner, model: DynamicsModel | None, task: Task | None, objective: ObjectiveConfig = ObjectiveConfig(),
                  cfg: MPCConfig = MPCConfig(), seed: int = 0, terminal_value: TerminalValue | None = None,
-                 notice_slow_plans: bool = True):
+                 notice_slow_plans: bool = True, objective_fn=None):
         self.planner, self.model, self.cfg = planner, model, cfg
         self.notice_slow_plans = notice_slow_plans
         self._key = jax.random.PRNGKey(seed)
-        self._objective = make_objective(model, task, objective, terminal_value)
+        self._objective = objective_fn or make_objective(model, task, objective, terminal_value)
         self._plan = jax.jit(lambda ps, ms, obs, key: planner.plan(ps, self._objective(ms, obs), key))
         # shift runs eagerly: its output then lives where ``init``'s does, so the jitted plan sees
         # one input placement (a jitted shift placed it differently with 2 host devices: a recompile)
@@ -62,8 +67,8 @@ class MPCAgent:
         self.reset()
 
     def set_model(self, state: ModelState) -> None:
-        """Plan with the elites of this (newly trained) model state."""
-        self._model_state = self.model.elite_state(state)
+        """Plan with the elites of this (newly trained) model state (as it is, with an ``objective_fn``)."""
+        self._model_state = self.model.elite_state(state) if self.model is not None else state
 
     def rng_state(self) -> dict:
         """The agent's random state, a pytree for a checkpoint: its key and the planner's state.

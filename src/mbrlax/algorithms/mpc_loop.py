@@ -195,7 +195,7 @@ def planned_vs_achieved(planned: list[tuple[int, float]], rewards: list[float], 
     return float(np.median(expected)), float(np.median(got))
 
 
-def _random_episode_seed(seed: int, i: int) -> int:
+def random_episode_seed(seed: int, i: int) -> int:
     """Reset seed of random episode ``i``: the first keeps ``seed + 500`` (earlier results reproduce);
     later ones come from their own stream (different seeds draw different streams). The MPC
     episodes reset with ``seed + 1000 + it``, so their start states do repeat across seeds (seed 0's
@@ -208,7 +208,7 @@ def _random_episode_seed(seed: int, i: int) -> int:
 def run(cfg: MPCLoopConfig) -> dict:
     """Run the aggregation loop; returns the summary written to ``results.json``."""
     out = Path(cfg.out)
-    found = _resume_point(out) if cfg.resume else None
+    found = resume_point(out) if cfg.resume else None
     env = make_env(cfg.env, seed=cfg.seed, render_mode="rgb_array" if cfg.video else None, render_optional=True)
     if cfg.video and env.render_mode != "rgb_array":  # e.g. a user's env whose constructor takes no render_mode
         print(f"{cfg.env} cannot render rgb_array frames: the run goes on without video.gif")
@@ -265,7 +265,7 @@ def run(cfg: MPCLoopConfig) -> dict:
         random_returns = []
         while len(random_returns) < cfg.random_episodes or buffer.total_added < cfg.random_steps:
             ret, n, _ = _episode(env, lambda o: act_randomly(o[None])[0], cfg.episode_steps, buffer,
-                                 seed=_random_episode_seed(cfg.seed, len(random_returns)))
+                                 seed=random_episode_seed(cfg.seed, len(random_returns)))
             random_returns.append(ret)
             env_steps += n
         random_return = float(np.mean(random_returns))
@@ -338,7 +338,7 @@ def run(cfg: MPCLoopConfig) -> dict:
     return summary
 
 
-def _resume_point(out: Path) -> tuple[Path, dict] | None:
+def resume_point(out: Path) -> tuple[Path, dict] | None:
     """The checkpoint ``--resume`` continues from, ``(folder, loop)``, or None to start from the
     beginning when there is none and nothing would be lost (no metrics rows). Rows without a
     checkpoint are refused (ConfigError, :func:`~mbrlax.utils.validate.check_resume`), as are

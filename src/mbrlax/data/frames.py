@@ -20,11 +20,17 @@ frames take 3,105 bytes a row, 345,810 frames per GiB.
 
 from __future__ import annotations
 
+import os
+import zipfile
 from typing import NamedTuple
 
 import numpy as np
 
-from mbrlax.errors import ConfigError
+from mbrlax.errors import ConfigError, DataError
+from mbrlax.utils.atomic import atomic_write
+
+_FORMAT_VERSION = 1
+_SAVED = ("frames", "states", "action", "reward", "terminated", "episode")
 
 
 class FrameSequences(NamedTuple):
@@ -33,9 +39,10 @@ class FrameSequences(NamedTuple):
     frames: np.ndarray  # [B, L+1, H, W, C*stack] uint8, o_t .. o_t+L (each a stack, oldest first)
     actions: np.ndarray  # [B, L, A] float32, a_t .. a_t+L-1
     rewards: np.ndarray  # [B, L] float32, r_t .. r_t+L-1
-    terminated: np.ndarray  # [B, L] bool (only the last step can be True)
+    terminated: np.ndarray  # [B, L] bool (only the last valid step can be True)
     states: np.ndarray  # [B, L+1, S] float32 true states (S = 0 if the buffer stores none)
     start: np.ndarray  # [B] int64 start rows (oldest-first positions)
+    valid: np.ndarray  # [B, L] bool: whether step t is in the episode (all True unless sampled with partial)
 
 
 class FrameBuffer:
@@ -118,6 +125,45 @@ class FrameBuffer:
         self._write(next_frame, next_state)
         self._open = not (terminated or truncated)
 
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the stored rows (oldest first) and the open-episode state to one compressed ``.npz``
+        file, atomically (a training loop's checkpoint; frames compress ~10x, mostly background)."""
+        phys = self._physical(np.arange(self._size))
+        arrays = {name: getattr(self, f"_{name}")[phys] for name in _SAVED}
+        arrays.update(capacity=np.int64(self.capacity), total_added=np.int64(self.total_added),
+                      episodes=np.int64(self._episodes), open=np.bool_(self._open),
+                      format_version=np.int64(_FORMAT_VERSION))
+        atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "FrameBuffer":
+        """Read a buffer written by :meth:`save` (same rows, positions and sampling as the saved one);
+        :class:`DataError` naming the file if it is corrupt or not a frame buffer file."""
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {k: f[k] for k in f.files}
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
+            raise DataError(f"frame buffer file {path} is corrupt or not a frame buffer ({type(e).__name__}: {e})") from e
+        missing = (set(_SAVED) | {"capacity", "total_added", "episodes", "open", "format_version"}) - set(arrays)
+        if missing:
+            raise DataError(f"frame buffer file {path} is missing fields {sorted(missing)}")
+        if int(arrays["format_version"]) != _FORMAT_VERSION:
+            raise DataError(f"frame buffer file {path} has format {int(arrays['format_version'])}, expected {_FORMAT_VERSION}")
+        frames, n = arrays["frames"], len(arrays["frames"])
+        if (frames.ndim != 4 or frames.dtype != np.uint8 or arrays["action"].ndim != 2 or arrays["states"].ndim != 2
+                or any(len(arrays[k]) != n for k in _SAVED) or n > int(arrays["capacity"])):
+            raise DataError(f"frame buffer file {path} has inconsistent field shapes")
+        buf = cls(int(arrays["capacity"]), frames.shape[1:], arrays["action"].shape[1], arrays["states"].shape[1])
+        for name in _SAVED:
+            getattr(buf, f"_{name}")[:n] = arrays[name]
+        buf._size, buf._next = n, n % buf.capacity
+        buf._episodes, buf._open = int(arrays["episodes"]), bool(arrays["open"])
+        buf.total_added = int(arrays["total_added"])
+        return buf
+
     # ------------------------------------------------------------------ positions and sampling
     def _physical(self, positions: np.ndarray) -> np.ndarray:
         offset = self._next if self._size == self.capacity else 0
@@ -133,11 +179,12 @@ class FrameBuffer:
         self._cache = (self.total_added, first)
         return first
 
-    def sequence_starts(self, length: int) -> np.ndarray:
-        """All start positions (oldest first) of sequences of ``length`` steps; [M] int64, sorted."""
+    def sequence_starts(self, length: int, partial: bool = False) -> np.ndarray:
+        """All start positions (oldest first) of sequences of ``length`` steps; [M] int64, sorted.
+        With ``partial``, also those cut short by their episode's end (every row that has a step)."""
         if int(length) != length or length < 1:
             raise ConfigError(f"FrameBuffer: sequence length must be an integer >= 1, got {length}")
-        length = int(length)
+        length = 1 if partial else int(length)
         if self._size <= length:
             raise ConfigError(f"FrameBuffer holds {self._size} frames; a sequence of {length} steps needs {length + 1}")
         ep = self._episode[self._physical(np.arange(self._size))]
@@ -169,32 +216,42 @@ class FrameBuffer:
         """True states at oldest-first positions: ``[..., S]`` float32."""
         return self._states[self._physical(np.asarray(positions, np.int64))]
 
-    def sequences_at(self, starts: np.ndarray, length: int, stack: int = 1) -> FrameSequences:
-        """The sequences of ``length`` steps at the given valid starts (from :meth:`sequence_starts`)."""
+    def sequences_at(self, starts: np.ndarray, length: int, stack: int = 1, partial: bool = False) -> FrameSequences:
+        """The sequences of ``length`` steps at the given starts (from :meth:`sequence_starts`).
+
+        With ``partial``, a sequence may stop at its episode's end: the steps after it are marked
+        invalid (``valid``), with zero action and reward and the episode's last frame repeated."""
         starts = np.asarray(starts, np.int64)
         pos = starts[:, None] + np.arange(length + 1)  # [B, L+1]
-        if (pos >= self._size).any() or (self.episode_of(pos[:, -1]) != self.episode_of(starts)).any():
-            raise ConfigError(f"FrameBuffer.sequences_at: some starts have no sequence of {length} steps; "
-                              "take them from sequence_starts(length)")
+        same = (pos < self._size) & (self.episode_of(np.minimum(pos, self._size - 1)) == self.episode_of(starts)[:, None])
+        need = same[:, 1] if partial else same[:, -1]
+        if not need.all():
+            raise ConfigError(f"FrameBuffer.sequences_at: some starts have no {'step' if partial else f'sequence of {length} steps'}; "
+                              f"take them from sequence_starts({length}{', partial=True' if partial else ''})")
+        last = starts + same.sum(1) - 1  # an episode's rows are contiguous, so ``same`` is a prefix
+        pos = np.where(same, pos, last[:, None])
+        valid = same[:, 1:]  # [B, L]
         phys = self._physical(pos[:, :-1])
         return FrameSequences(
             frames=self.stacked_frames(pos, stack),
-            actions=self._action[phys],
-            rewards=self._reward[phys],
-            terminated=self._terminated[phys],
+            actions=self._action[phys] * valid[..., None],
+            rewards=self._reward[phys] * valid,
+            terminated=self._terminated[phys] & valid,
             states=self.states_at(pos),
             start=starts,
+            valid=valid,
         )
 
     def sample_sequences(self, batch: int, length: int, rng: np.random.Generator, stack: int = 1,
-                         starts: np.ndarray | None = None) -> FrameSequences:
-        """``batch`` sequences of ``length`` steps, uniform over valid starts (or over ``starts``), with replacement."""
+                         starts: np.ndarray | None = None, partial: bool = False) -> FrameSequences:
+        """``batch`` sequences of ``length`` steps, uniform over valid starts (or over ``starts``), with
+        replacement; with ``partial``, also sequences cut short by an episode's end (see :meth:`sequences_at`)."""
         if starts is None:
-            starts = self.sequence_starts(length)
+            starts = self.sequence_starts(length, partial)
         elif len(starts) == 0:
             raise ConfigError("FrameBuffer.sample_sequences: no start positions given")
         chosen = np.asarray(starts, np.int64)[rng.integers(0, len(starts), size=batch)]
-        return self.sequences_at(chosen, length, stack)
+        return self.sequences_at(chosen, length, stack, partial)
 
 
 def collect_random_frames(env, buffer: FrameBuffer, num_steps: int, seed: int = 0, policy=None) -> FrameBuffer:

@@ -156,7 +156,13 @@ def make_pixel_env(env_id: str, seed: int | None = None, size: int = 64, frame_s
     """
     from mbrlax.envs import make_env
 
-    env = make_env(env_id, seed, render_mode="rgb_array", width=int(size), height=int(size), **kwargs)
+    try:
+        env = make_env(env_id, seed, render_mode="rgb_array", width=int(size), height=int(size), **kwargs)
+    except ConfigError as e:
+        if "'width'" not in str(e):
+            raise
+        raise ConfigError(f"{env_id} cannot render frames of a chosen size (its constructor takes no width and "
+                          "height): pixel observations need a MuJoCo environment") from None
     try:
         return PixelObservation(env, size=size, frame_stack=frame_stack, action_repeat=action_repeat)
     except Exception:

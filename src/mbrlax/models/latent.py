@@ -3,8 +3,10 @@
 Frames (uint8 ``[H, W, 3k]``, a stack of k frames, see :mod:`mbrlax.envs.pixels`) are encoded
 to a latent ``z [Z]`` by a small convolutional network (4 convolutions, 4x4 kernels, stride 2,
 ReLU, then a linear map: the shape of PlaNet's and Dreamer's encoders, Hafner et al. 2019/2020).
-Dynamics are deterministic and residual, ``z_t+1 = z_t + f([z_t, a_t])``, and a head predicts
-the reward ``r_t = R([z_t, a_t])``; both are ELU MLPs (:func:`~mbrlax.models.ensemble.init_mlp_ensemble`
+Dynamics are deterministic and residual, ``z_t+1 = z_t + f([z_t, a_t])``; one head predicts
+the reward ``r_t = R([z_t, a_t])`` and another the logit of the step terminating the episode
+(``T([z_t, a_t])``, trained by cross-entropy: InvertedPendulum's reward is 1 on every step, so
+only the termination head tells a planner that the pole is falling); all are ELU MLPs (:func:`~mbrlax.models.ensemble.init_mlp_ensemble`
 with one member). A planner then needs one encoding of the current frames and only MLP steps.
 
 Training runs on sequences of L steps (:meth:`FrameBuffer.sample_sequences`): encode o_0, roll
@@ -58,6 +60,7 @@ initialised encoder is the baseline a trained one must beat.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -103,14 +106,14 @@ class LatentModel:
     """Static settings of a latent model and its pure functions over a params pytree.
 
     ``params = {"encoder": {"convs": [...], "out": {...}}, "dynamics": [layers], "reward": [layers],
-    "reward_scale": {"mean", "std"}, "decoder": {...} (reconstruct/both only)}``. The reward head
+    "termination": [layers], "reward_scale": {"mean", "std"}, "decoder": {...} (reconstruct/both only)}``. The reward head
     learns standardised rewards (``fit_latent`` sets the scale from the buffer): cart-pole rewards
     under a random policy have std ~0.1, and in env units the reward error was too small to shape
     the encoder.
     """
 
-    act_dim: int
-    """Action size A."""
+    act_dim: int = 0
+    """Action size A (0: not known yet; a training loop sets it from the environment)."""
     size: int = 64
     """Frame height and width (a multiple of 16: four stride-2 convolutions)."""
     frame_stack: int = 3
@@ -136,15 +139,18 @@ class LatentModel:
     """Weight of the reward error (TD-MPC: 0.5)."""
     reconstruction_coef: float = 1.0
     """Weight of the frame reconstruction error (per-pixel MSE)."""
+    termination_coef: float = 1.0
+    """Weight of the termination head's cross-entropy (0: the head is not trained)."""
 
     def __post_init__(self):
-        check_range(self, "act_dim", "size", "frame_stack", "latent_dim", "channels", "hidden", "depth", ge=1)
+        check_range(self, "act_dim", ge=0)
+        check_range(self, "size", "frame_stack", "latent_dim", "channels", "hidden", "depth", ge=1)
         check_range(self, "rho", gt=0, le=1)
         check_range(self, "simnorm_group", ge=0)
         if self.simnorm_group and self.latent_dim % self.simnorm_group:
             raise ConfigError(f"LatentModel.latent_dim ({self.latent_dim}) must be a multiple of "
                               f"LatentModel.simnorm_group ({self.simnorm_group})")
-        check_range(self, "consistency_coef", "reward_coef", "reconstruction_coef", ge=0)
+        check_range(self, "consistency_coef", "reward_coef", "reconstruction_coef", "termination_coef", ge=0)
         check_choice(self, "objective", OBJECTIVES)
         if self.size % 16:
             raise ConfigError(f"LatentModel.size must be a multiple of 16 (four stride-2 convolutions), "
@@ -167,7 +173,10 @@ class LatentModel:
         return jax.jit(self._init)(key)
 
     def _init(self, key: jax.Array) -> dict:
+        if self.act_dim < 1:
+            raise ConfigError("LatentModel.act_dim must be set (>= 1) before init: dataclasses.replace(model, act_dim=A)")
         k_enc, k_out, k_dyn, k_rew, k_dec, k_dec_in = jax.random.split(key, 6)
+        k_term = jax.random.fold_in(key, 7)  # a seventh key without changing the other six (earlier inits reproduce)
         c = (self.in_channels, *self.channels)
         convs = [_conv_init(k, 4, a, b) for k, a, b in zip(jax.random.split(k_enc, 4), c[:-1], c[1:])]
         flat = self._grid * self._grid * self.channels[-1]
@@ -176,6 +185,7 @@ class LatentModel:
             "encoder": {"convs": convs, "out": _dense_init(k_out, flat, self.latent_dim)},
             "dynamics": init_mlp_ensemble(mlp + [self.latent_dim], 1, k_dyn),
             "reward": init_mlp_ensemble(mlp + [1], 1, k_rew),
+            "termination": init_mlp_ensemble(mlp + [1], 1, k_term),
             # reward = mean + std * head: the head learns standardised rewards (set by fit_latent, not trained)
             "reward_scale": {"mean": jnp.zeros((), jnp.float32), "std": jnp.ones((), jnp.float32)},
         }
@@ -233,38 +243,82 @@ class LatentModel:
         scale = jax.lax.stop_gradient(params["reward_scale"])  # fixed by fit_latent, not trained
         return scale["mean"] + scale["std"] * self._mlp(params["reward"], z, a)[..., 0]
 
-    def rollout(self, params: dict, z0: jnp.ndarray, actions: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
-        """Open-loop latents ``[B, L, Z]`` (z_1..z_L) and rewards ``[B, L]`` (r_0..r_L-1) from
-        ``z0 [B, Z]`` and ``actions [B, L, A]``: what a planner's objective would score."""
+    def termination_logit(self, params: dict, z: jnp.ndarray, a: jnp.ndarray) -> jnp.ndarray:
+        """Logit ``[...]`` of the probability that taking ``a [..., A]`` in latent ``z [..., Z]`` ends the episode."""
+        return self._mlp(params["termination"], z, a)[..., 0]
+
+    def rollout(self, params: dict, z0: jnp.ndarray, actions: jnp.ndarray
+                ) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+        """Open-loop latents ``[B, L, Z]`` (z_1..z_L), rewards ``[B, L]`` (r_0..r_L-1) and termination
+        logits ``[B, L]`` from ``z0 [B, Z]`` and ``actions [B, L, A]``: what a planner's objective scores."""
 
         def body(z, a):
             z_next = self.step(params, z, a)
-            return z_next, (z_next, self.reward(params, z, a))
+            return z_next, (z_next, self.reward(params, z, a), self.termination_logit(params, z, a))
 
-        _, (zs, rs) = jax.lax.scan(body, z0, jnp.swapaxes(actions, 0, 1))
-        return jnp.swapaxes(zs, 0, 1), jnp.swapaxes(rs, 0, 1)
+        _, (zs, rs, ts) = jax.lax.scan(body, z0, jnp.swapaxes(actions, 0, 1))
+        return jnp.swapaxes(zs, 0, 1), jnp.swapaxes(rs, 0, 1), jnp.swapaxes(ts, 0, 1)
 
     def loss(self, params: dict, target_encoder: dict, frames: jnp.ndarray, actions: jnp.ndarray,
-             rewards: jnp.ndarray) -> tuple[jnp.ndarray, dict]:
+             rewards: jnp.ndarray, terminated: jnp.ndarray | None = None, valid: jnp.ndarray | None = None
+             ) -> tuple[jnp.ndarray, dict]:
         """Training loss and its parts on sequences: ``frames [B, L+1, size, size, 3k]`` uint8,
-        ``actions [B, L, A]``, ``rewards [B, L]``; ``target_encoder`` is the EMA of ``params["encoder"]``."""
-        L = actions.shape[1]
+        ``actions [B, L, A]``, ``rewards [B, L]``, ``terminated [B, L]`` bool (None: no step ends an
+        episode), ``valid [B, L]`` bool (None: all; steps after an episode's end count for nothing);
+        ``target_encoder`` is the EMA of ``params["encoder"]``."""
+        B, L = actions.shape[:2]
+        mask = jnp.ones((B, L), jnp.float32) if valid is None else valid.astype(jnp.float32)
         weights = self.rho ** jnp.arange(L, dtype=jnp.float32)  # [L]
+
+        def weighted(err):  # err [B, L] -> sum over t of rho^t * (batch mean over valid steps)
+            return (weights * (err * mask).mean(0)).sum()
+
         z0 = self.encode(params, frames[:, 0])
-        zs, r_hat = self.rollout(params, z0, actions)  # [B, L, Z], [B, L]
+        zs, r_hat, t_logit = self.rollout(params, z0, actions)  # [B, L, Z], [B, L], [B, L]
         std = jax.lax.stop_gradient(params["reward_scale"]["std"])  # the error in standardised units
-        parts = {"reward": (weights * (((r_hat - rewards) / std) ** 2).mean(0)).sum()}
+        parts = {"reward": weighted(((r_hat - rewards) / std) ** 2)}
         total = self.reward_coef * parts["reward"]
+        if self.termination_coef > 0:
+            done = jnp.zeros_like(rewards) if terminated is None else terminated.astype(jnp.float32)
+            parts["termination"] = weighted(optax.sigmoid_binary_cross_entropy(t_logit, done))
+            total = total + self.termination_coef * parts["termination"]
         if self.objective != "reconstruct":
             target = jax.lax.stop_gradient(self.encode({"encoder": target_encoder}, frames[:, 1:]))
-            parts["consistency"] = (weights * ((zs - target) ** 2).mean((0, 2))).sum()
+            parts["consistency"] = weighted(((zs - target) ** 2).mean(2))
             total = total + self.consistency_coef * parts["consistency"]
         if self.objective != "self_predict":
             z_all = jnp.concatenate([z0[:, None], zs], axis=1)  # [B, L+1, Z]
-            err = ((self.decode(params, z_all) - _frames_to_float(frames)) ** 2).mean((0, 2, 3, 4))  # [L+1]
-            parts["reconstruction"] = err[0] + (weights * err[1:]).sum()
+            err = ((self.decode(params, z_all) - _frames_to_float(frames)) ** 2).mean((2, 3, 4))  # [B, L+1]
+            parts["reconstruction"] = err[:, 0].mean() + weighted(err[:, 1:])
             total = total + self.reconstruction_coef * parts["reconstruction"]
         return total, parts
+
+
+def _optimiser(learning_rate: float, max_grad_norm: float) -> optax.GradientTransformation:
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
+
+
+@functools.lru_cache(maxsize=16)
+def _update_step(model: "LatentModel", learning_rate: float, max_grad_norm: float, ema_rate: float):
+    """The jitted training step for these settings, made once per process: a training loop that
+    continues a fit after every episode would otherwise compile the conv net's gradient each time."""
+    optimiser = _optimiser(learning_rate, max_grad_norm)
+
+    @jax.jit
+    def update(params, target, opt_state, frames, actions, rewards, terminated, valid):
+        grad_fn = jax.value_and_grad(model.loss, has_aux=True)
+        (loss, parts), grads = grad_fn(params, target, frames, actions, rewards, terminated, valid)
+        updates, opt_state = optimiser.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        target = jax.tree.map(lambda t, p: (1.0 - ema_rate) * t + ema_rate * p, target, params["encoder"])
+        return params, target, opt_state, {"loss": loss, **parts}
+
+    return update
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_encode(model: "LatentModel"):
+    return jax.jit(model.encode)
 
 
 class LatentFit(NamedTuple):
@@ -277,13 +331,16 @@ class LatentFit(NamedTuple):
 def fit_latent(model: LatentModel, params: dict, buffer: FrameBuffer, key: jax.Array, steps: int,
                batch_size: int = 32, length: int = 8, learning_rate: float = 1e-3, ema_rate: float = 0.01,
                max_grad_norm: float = 10.0, starts: np.ndarray | None = None, fit: LatentFit | None = None,
-               log_every: int = 50, progress: bool = True) -> LatentFit:
+               log_every: int = 50, progress: bool = True, partial: bool = False) -> LatentFit:
     """Train ``params`` for ``steps`` Adam steps on sequences of ``length`` steps from ``buffer``.
 
     Each step samples ``batch_size`` sequences (from ``starts``, e.g. a train split, if given)
     with stacks of ``model.frame_stack`` frames, takes one jitted step of Adam on
     :meth:`LatentModel.loss` (gradient norm clipped at ``max_grad_norm``) and moves the target
-    encoder ``ema_rate`` of the way to the online one (TD-MPC: 0.01). Pass ``fit`` (a previous
+    encoder ``ema_rate`` of the way to the online one (TD-MPC: 0.01). With ``partial``, sequences
+    cut short by an episode's end are sampled too, their missing steps masked out: where episodes
+    are short (a pendulum that falls in a few steps) they are the only ones that show a termination
+    early in a sequence, where its weight rho^t is large. Pass ``fit`` (a previous
     result) to continue it (``params`` is then ignored). A first fit sets ``params["reward_scale"]``
     to the mean and std of the buffer's rewards. ``history`` gets one row every ``log_every`` steps
     (the loss of that step's batch: noisy, as rare high rewards dominate it). Deterministic given
@@ -292,23 +349,15 @@ def fit_latent(model: LatentModel, params: dict, buffer: FrameBuffer, key: jax.A
     if buffer.frame_shape != (model.size, model.size, 3):
         raise ConfigError(f"fit_latent: the buffer holds frames {buffer.frame_shape}, the model wants "
                           f"({model.size}, {model.size}, 3)")
-    optimiser = optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
+    optimiser = _optimiser(learning_rate, max_grad_norm)
     if fit is None:
         r = buffer.step_rewards()
         params = {**params, "reward_scale": {"mean": jnp.asarray(r.mean(), jnp.float32),
                                              "std": jnp.asarray(r.std() + 1e-6, jnp.float32)}}
         fit = LatentFit(params, params["encoder"], optimiser.init(params), [])
     if starts is None:
-        starts = buffer.sequence_starts(length)
-
-    @jax.jit
-    def update(params, target, opt_state, frames, actions, rewards):
-        grad_fn = jax.value_and_grad(model.loss, has_aux=True)
-        (loss, parts), grads = grad_fn(params, target, frames, actions, rewards)
-        updates, opt_state = optimiser.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
-        target = jax.tree.map(lambda t, p: (1.0 - ema_rate) * t + ema_rate * p, target, params["encoder"])
-        return params, target, opt_state, {"loss": loss, **parts}
+        starts = buffer.sequence_starts(length, partial)
+    update = _update_step(model, learning_rate, max_grad_norm, ema_rate)
 
     rng = np.random.default_rng(int(jax.random.randint(key, (), 0, np.iinfo(np.int32).max)))  # sequence sampling
     params, target, opt_state = fit.params, fit.target_encoder, fit.opt_state
@@ -317,8 +366,9 @@ def fit_latent(model: LatentModel, params: dict, buffer: FrameBuffer, key: jax.A
     t0 = time.perf_counter()
     bar = tqdm(range(int(steps)), desc="latent fit", disable=not progress, leave=False)
     for i in bar:
-        seq = buffer.sample_sequences(batch_size, length, rng, stack=model.frame_stack, starts=starts)
-        params, target, opt_state, parts = update(params, target, opt_state, seq.frames, seq.actions, seq.rewards)
+        seq = buffer.sample_sequences(batch_size, length, rng, stack=model.frame_stack, starts=starts, partial=partial)
+        params, target, opt_state, parts = update(params, target, opt_state, seq.frames, seq.actions, seq.rewards,
+                                                   seq.terminated, seq.valid)
         if (i + 1) % log_every == 0 or i + 1 == steps:
             row = {"step": done + i + 1, **{k: float(v) for k, v in parts.items()},
                    "seconds": time.perf_counter() - t0}
@@ -331,7 +381,7 @@ def fit_latent(model: LatentModel, params: dict, buffer: FrameBuffer, key: jax.A
 
 def encode_frames(model: LatentModel, params: dict, frames: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Latents ``[N, Z]`` of uint8 frame stacks ``[N, size, size, 3k]``, in jitted chunks (padded, one compile)."""
-    encode = jax.jit(model.encode)
+    encode = _jitted_encode(model)
     out = []
     for i in range(0, len(frames), batch_size):
         chunk = np.asarray(frames[i:i + batch_size])
@@ -353,7 +403,7 @@ def open_loop_reward_error(model: LatentModel, params: dict, frames: np.ndarray,
     frames = np.asarray(frames)
     first = frames[:, 0] if frames.ndim == 5 else frames
     z0 = jnp.asarray(encode_frames(model, params, first))
-    _, r_hat = jax.jit(model.rollout)(params, z0, jnp.asarray(actions, jnp.float32))
+    _, r_hat, _ = jax.jit(model.rollout)(params, z0, jnp.asarray(actions, jnp.float32))
     return ((np.asarray(r_hat) - np.asarray(rewards, np.float32)) ** 2).mean(0)
 
 

@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from mbrlax.utils.atomic import atomic_write
 from mbrlax.utils.validate import read_csv_rows
 
 
@@ -147,10 +148,11 @@ class RunLogger:
         os.replace(tmp, self.csv_path)
 
     def write_json(self, name: str, data: Any) -> Path:
-        """Write ``data`` as ``DIR/name`` (e.g. ``results.json``)."""
+        """Write ``data`` as ``DIR/name`` (e.g. ``results.json``), atomically: a run killed meanwhile
+        leaves the previous file or none, never half of one."""
         path = self.out_dir / name
-        with open(path, "w") as f:
-            json.dump(to_jsonable(data), f, indent=2)
+        text = json.dumps(to_jsonable(data), indent=2)
+        atomic_write(path, lambda f: f.write(text.encode()))
         return path
 
     def close(self) -> None:
