@@ -6,10 +6,11 @@ env's preset (:func:`mbrlax.algorithms.latent_loop.latent_preset`) in ``--root/<
 advance round-robin, ``--chunk`` MPC episodes at a time, each run resumed from its checkpoint: kill
 the script whenever, rerun the same command, and it goes on (across sessions too). After every chunk
 it writes ``benchmarks/results/pixel_control.json`` and ``pixel_control.png``: per env and seed the
-returns per MPC episode; per episode index the median, min and max over the seeds that got there;
+returns per MPC episode; per episode index the median, min and max over the seeds that got there; the
+random data's and a zero-action policy's returns (the baselines);
 the first episode where the median reaches the target (cart-pole 150 of 200 within 30 episodes,
-InvertedPendulum 1000 within 10); the median wall seconds per MPC episode and per plan; the random
-data's return; the load average and the CPU.
+InvertedPendulum 1000 within 10); the median wall seconds per MPC episode and per plan; the load
+average and the CPU.
 """
 
 from __future__ import annotations
@@ -39,6 +40,25 @@ def _rows(out: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def zero_action_return(env_id: str, episodes: int = 3) -> float:
+    """Mean return of doing nothing (zero actions; the state env, which pays the same rewards): the
+    baseline a planner must beat to show it uses the pictures, where a random policy's return is
+    mostly its action cost (the cart-pole's 0.01 |a|^2) or its violence (InvertedPendulum's falls)."""
+    from mbrlax.envs import make_env
+
+    env = make_env(env_id, seed=0)
+    total = 0.0
+    for i in range(episodes):
+        env.reset(seed=10_000 + i)
+        done = False
+        while not done:
+            _, r, terminated, truncated, _ = env.step(np.zeros(env.action_space.shape, np.float32))
+            total += float(r)
+            done = terminated or truncated
+    env.close()
+    return total / episodes
+
+
 def summarise(root: Path, envs: list[str], seeds: list[int]) -> dict:
     """The figures of every run folder under ``root`` (whatever each has got to)."""
     result = {"machine": common.machine_info(), "load_average": os.getloadavg(), "envs": {}}
@@ -57,6 +77,7 @@ def summarise(root: Path, envs: list[str], seeds: list[int]) -> dict:
             "median": median, "min": [min(x) for x in per_episode], "max": [max(x) for x in per_episode],
             "seeds_per_episode": [len(x) for x in per_episode],
             "random_return_mean": float(np.mean(random)) if random else None,
+            "zero_action_return_mean": zero_action_return(env),
             "target": target, "target_within_episodes": within, "median_reaches_target_at_episode": reached,
             "episode_seconds_median": float(np.median([float(r["episode_seconds"]) for r in mpc_rows])) if mpc_rows else None,
             "plan_seconds_median": float(np.median([float(r["plan_seconds_median"]) for r in mpc_rows])) if mpc_rows else None,
@@ -82,6 +103,7 @@ def plot(result: dict, path: Path) -> None:
             ax.plot(x, r["median"], "k", lw=2, label="median")
         if r["random_return_mean"] is not None:
             ax.axhline(r["random_return_mean"], color="grey", ls=":", label="random policy")
+        ax.axhline(r["zero_action_return_mean"], color="C2", ls="-.", label="zero actions")
         ax.axhline(r["target"], color="C3", ls="--", label=f"target (within {r['target_within_episodes']})")
         ax.set(title=f"{env} from pixels", xlabel="MPC episode", ylabel="return")
         ax.legend(fontsize=7)
@@ -120,6 +142,7 @@ def main() -> None:
     result = summarise(root, args.envs, args.seeds)
     for env, r in result["envs"].items():
         print(f"{env}: median return per MPC episode {np.round(r['median'], 1).tolist()}, random {r['random_return_mean']}, "
+              f"zero actions {r['zero_action_return_mean']:.1f}, "
               f"target {r['target']} reached at episode {r['median_reaches_target_at_episode']}, "
               f"{r['episode_seconds_median']} s per episode")
 

@@ -65,6 +65,23 @@ def test_the_termination_head_learns_which_step_ends_an_episode():
     assert float(prob[::2, 1].min()) > 0.8 and float(prob[1::2, 1].max()) < 0.2 and float(prob[:, 0].max()) < 0.2
 
 
+def test_decoded_open_loop_strip(tmp_path):
+    """What the model imagines along a sequence: one decoded frame per step, uint8, as a PNG strip."""
+    from mbrlax.models.latent import decode_open_loop
+    from mbrlax.utils.plots import save_frame_strip
+
+    m = LatentModel(act_dim=1, size=16, frame_stack=2, latent_dim=4, channels=(4, 4, 4, 4), hidden=8, objective="both")
+    p = m.init(jax.random.key(0))
+    frames = np.random.default_rng(0).integers(0, 256, (16, 16, 6)).astype(np.uint8)
+    imagined = decode_open_loop(m, p, frames, np.zeros((5, 1), np.float32))
+    assert imagined.shape == (6, 16, 16, 3) and imagined.dtype == np.uint8
+    save_frame_strip({"real": np.zeros((6, 16, 16, 3), np.uint8), "imagined": imagined}, tmp_path / "s.png")
+    assert (tmp_path / "s.png").stat().st_size > 0
+    with pytest.raises(ConfigError, match="decoder"):
+        no_decoder = LatentModel(act_dim=1, size=16, frame_stack=2, latent_dim=4, channels=(4, 4, 4, 4), hidden=8)
+        decode_open_loop(no_decoder, no_decoder.init(jax.random.key(0)), frames, np.zeros((5, 1), np.float32))
+
+
 def test_config_errors():
     with pytest.raises(ConfigError, match="multiple of 16"):
         LatentModel(act_dim=1, size=40)

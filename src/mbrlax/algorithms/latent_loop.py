@@ -10,7 +10,9 @@ It is the MPC loop (:mod:`mbrlax.algorithms.mpc_loop`) with frames in place of s
 planners, unchanged (:func:`~mbrlax.agents.latent_objective.make_latent_objective` is the only new
 piece they see), the same :class:`~mbrlax.agents.mpc.MPCAgent` (replanning, warm start), the same
 run folder (config.json, metrics.csv, TensorBoard, learning_curve.png, results.json, video.gif of
-the last episode as the agent saw it) and the same checkpoints and exact ``--resume``. Unlike the
+the last episode as the agent saw it; with a decoder, ``--model.objective reconstruct`` or ``both``,
+also open_loop.png, the newest episode beside the model's decoded open-loop prediction of it) and
+the same checkpoints and exact ``--resume``. Unlike the
 state-based loop the fit continues from the previous one (TD-MPC's schedule, Hansen et al. 2022:
 one update per env step) instead of starting over, since a conv encoder is dear to retrain.
 
@@ -42,9 +44,9 @@ from mbrlax.data.frames import FrameBuffer
 from mbrlax.envs import resolve_env_id
 from mbrlax.envs.pixels import make_pixel_env
 from mbrlax.errors import ConfigError, DataError
-from mbrlax.models.latent import LatentFit, LatentModel, encode_frames, fit_latent, probe_r2
+from mbrlax.models.latent import LatentFit, LatentModel, decode_open_loop, encode_frames, fit_latent, probe_r2
 from mbrlax.utils.checkpoint import POINTER, clear_checkpoint, load_pytree, save_checkpoint
-from mbrlax.utils.plots import plot_learning_curve
+from mbrlax.utils.plots import plot_learning_curve, save_frame_strip
 from mbrlax.utils.run_logger import RunLogger, to_jsonable
 from mbrlax.utils.validate import check_nonempty, check_range, check_seed, setting
 from mbrlax.utils.video import save_video
@@ -196,6 +198,17 @@ def _probe(model: LatentModel, params: dict, buffer: FrameBuffer, newest: int = 
     return float(np.mean(probe_r2(z[even], s[even], z[~even], s[~even])))
 
 
+def _save_open_loop(model: LatentModel, params: dict, buffer: FrameBuffer, horizon: int, path: Path) -> None:
+    """``open_loop.png``: the newest episode's frames from its start beside what the model imagines for
+    them, decoded from the first frames' latent rolled open loop through the actions taken."""
+    starts = buffer.sequence_starts(1, partial=True)
+    first = starts[buffer.episode_of(starts) == buffer.episode_of(starts[-1:])][0]
+    seq = buffer.sequences_at(np.array([first]), horizon, stack=model.frame_stack, partial=True)
+    steps = int(seq.valid[0].sum())
+    imagined = decode_open_loop(model, params, seq.frames[0, 0], seq.actions[0, :steps])
+    save_frame_strip({"real": seq.frames[0, : steps + 1, ..., -3:], "imagined": imagined}, path)
+
+
 def run(cfg: LatentLoopConfig) -> dict:
     """Run the pixel MPC loop; returns the summary written to ``results.json``."""
     out = Path(cfg.out)
@@ -318,6 +331,8 @@ def run(cfg: LatentLoopConfig) -> dict:
     env.close()
     from mbrlax.algorithms.presets import target_return
 
+    if "decoder" in fit.params:
+        _save_open_loop(model, fit.params, buffer, cfg.planner.horizon, out / "open_loop.png")
     returns = [float(r["return"]) for r in logger.rows if r.get("policy") == "mpc"]
     plot_learning_curve(logger.rows, out / "learning_curve.png", x="env_steps", y="return",
                         title=f"{cfg.env} from {cfg.model.size}x{cfg.model.size} pixels: latent MPC ({cfg.planner.name})",

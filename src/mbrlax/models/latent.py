@@ -76,8 +76,8 @@ from mbrlax.errors import ConfigError, TrainingDivergedError
 from mbrlax.models.ensemble import init_mlp_ensemble, mlp_ensemble_apply
 from mbrlax.utils.validate import check_choice, check_range
 
-__all__ = ["LatentModel", "LatentFit", "OBJECTIVES", "encode_frames", "fit_latent", "open_loop_reward_error",
-           "probe_r2"]
+__all__ = ["LatentModel", "LatentFit", "OBJECTIVES", "decode_open_loop", "encode_frames", "fit_latent",
+           "open_loop_reward_error", "probe_r2"]
 
 OBJECTIVES = ("self_predict", "reconstruct", "both")
 DEFAULT_OBJECTIVE = "self_predict"
@@ -390,6 +390,18 @@ def encode_frames(model: LatentModel, params: dict, frames: np.ndarray, batch_si
             chunk = np.concatenate([chunk, np.zeros((batch_size - n, *chunk.shape[1:]), chunk.dtype)])
         out.append(np.asarray(encode(params, chunk))[:n])
     return np.concatenate(out) if out else np.zeros((0, model.latent_dim), np.float32)
+
+
+def decode_open_loop(model: LatentModel, params: dict, frames: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """What the model imagines: the newest frame of ``frames[0]`` (uint8 ``[size, size, 3k]``) encoded,
+    rolled open loop through ``actions [L, A]`` and each latent decoded. uint8 ``[L+1, size, size, 3]``
+    (the decoded step 0 first). Needs a decoder (``objective`` reconstruct or both)."""
+    if "decoder" not in params:
+        raise ConfigError("decode_open_loop needs a model with a decoder (LatentModel.objective reconstruct or both)")
+    z0 = model.encode(params, jnp.asarray(frames)[None])
+    zs, _, _ = model.rollout(params, z0, jnp.asarray(actions, jnp.float32)[None])
+    decoded = model.decode(params, jnp.concatenate([z0[:, None], zs], axis=1))[0, ..., -3:]  # newest frame
+    return np.asarray(jnp.clip((decoded + 0.5) * 255.0, 0, 255)).astype(np.uint8)
 
 
 def open_loop_reward_error(model: LatentModel, params: dict, frames: np.ndarray, actions: np.ndarray,

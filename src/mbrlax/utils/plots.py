@@ -48,3 +48,23 @@ def plot_learning_curve(rows: Sequence[dict], path: str | os.PathLike, x: str = 
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     return fig
+
+
+def save_frame_strip(rows: dict[str, np.ndarray], path: str | os.PathLike, scale: int = 3) -> None:
+    """Rows of frames side by side in one PNG, e.g. ``{"real": [T, H, W, 3], "imagined": [T, H, W, 3]}``
+    (uint8), each row labelled, frames enlarged ``scale`` times (nearest) so small ones can be seen."""
+    from matplotlib.figure import Figure
+
+    names = list(rows)
+    T = max(len(v) for v in rows.values())
+    H, W = next(iter(rows.values())).shape[1:3]
+    fig = Figure(figsize=(T * W * scale / 100 + 1.0, len(names) * H * scale / 100 + 0.4), dpi=100)
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(len(names), 1, i + 1)
+        strip = np.concatenate(list(rows[name]), axis=1)
+        ax.imshow(np.repeat(np.repeat(strip, scale, axis=0), scale, axis=1), interpolation="nearest")
+        ax.set_yticks([])
+        ax.set_xticks([(t + 0.5) * W * scale for t in range(len(rows[name]))], [str(t) for t in range(len(rows[name]))])
+        ax.set_ylabel(name)
+    fig.tight_layout()
+    fig.savefig(path)
