@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import functools
 import os
 import sys
 from pathlib import Path
@@ -40,6 +41,7 @@ def _rows(out: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@functools.lru_cache(maxsize=None)
 def zero_action_return(env_id: str, episodes: int = 3) -> float:
     """Mean return of doing nothing (zero actions; the state env, which pays the same rewards): the
     baseline a planner must beat to show it uses the pictures, where a random policy's return is

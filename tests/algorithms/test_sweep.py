@@ -115,7 +115,8 @@ def test_run_trial_resumes_logs_and_reports_a_failure_without_ray(tmp_path, monk
     seen = FakeProcess.seen
     assert seen["args"][:2] == [sys.executable, "-c"] and seen["args"][3:] == [*t.argv, "--resume"]
     assert seen["env"]["XLA_FLAGS"].split() == ["--xla_other=1", "--xla_force_host_platform_device_count=2"]
-    assert "XLA_PYTHON_CLIENT_MEM_FRACTION" not in seen["env"]  # no GPU reserved
+    assert "XLA_PYTHON_CLIENT_MEM_FRACTION" not in seen["env"]  # no GPU reserved: kept off every GPU
+    assert seen["env"]["CUDA_VISIBLE_DEVICES"] == "" and seen["env"]["JAX_PLATFORMS"] == "cpu"
     assert rec["status"] == "failed" and rec["returncode"] == 2 and rec["resumed"]
     assert rec["last_stderr"] == "mbrlax: error: --planner.horizon must be >= 1, got 0"
     log = (Path(t.out) / TRIAL_LOG).read_text().splitlines()
@@ -284,6 +285,26 @@ def _processes_writing(out: Path) -> list[str]:
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the trials' processes in /proc")
+def test_a_sweep_on_local_ray_runs_its_trials_and_reports_them(tmp_path):
+    """The default suite's Ray test (the kill-and-resume one below is ``slow``): 1 env x 2 seeds of a tiny
+    PETS run two at a time on local Ray; both finish with their own run folders, the report has both
+    seeds, and a second sweep skips both."""
+    pytest.importorskip("ray")
+    out = tmp_path / "sw"
+    args = ["sweep", "--envs", "Pendulum-v1", "--seeds", "0", "1", "--flags", TINY, "--report-reps", "200",
+            "--out", str(out)]
+    for attempt in range(2):
+        done = subprocess.run([sys.executable, "-c", MAIN, *args], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        summary = json.loads((out / SUMMARY_FILE).read_text())
+        assert summary["trials"] == 2 and summary["failed"] == 0
+        assert summary["finished" if attempt == 0 else "skipped"] == 2, summary
+    assert sorted(p.parent.name for p in out.rglob(RESULTS_FILE)) == ["seed0", "seed1"]
+    with open(out / "report" / "summary.csv") as f:
+        assert {(r["env"], r["method"]): r["seeds"] for r in csv.DictReader(f)} == {("Pendulum-v1", "pets"): "2"}
+
+
+@pytest.mark.slow  # ~60 s idle, 167 s at load 7: two sweeps of 4 trials each (make test-all)
 def test_sweep_killed_then_resumed_skips_finished_trials_and_reports(tmp_path):
     """2 envs x 2 seeds of a tiny PETS; one trial has a corrupt checkpoint, so it fails (exit 2)."""
     pytest.importorskip("ray")

@@ -178,6 +178,13 @@ def test_frame_buffer_save_and_load_continue_as_the_original(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="bad.npz"):
         FrameBuffer.load(tmp_path / "bad.npz")
+    data = (tmp_path / "f.npz").read_bytes()
+    for i in range(0, len(data), 7):  # any damaged byte: the same buffer, or a DataError naming the file
+        (tmp_path / "flip.npz").write_bytes(data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1:])
+        try:
+            FrameBuffer.load(tmp_path / "flip.npz")
+        except DataError as e:
+            assert "flip.npz" in str(e)
 
 
 def test_frame_buffer_checks_and_memory():

@@ -239,7 +239,7 @@ def run(cfg: LatentLoopConfig) -> dict:
         fit = fit_latent(model, params, buffer, k, steps=updates, fit=fit, progress=False, log_every=max(updates, 1),
                          **fit_kwargs)
         fit = fit._replace(history=fit.history[-1:])  # only the newest row is logged or needed
-        last = dict(fit.history[-1]) if fit.history else {}
+        last = dict(fit.history[-1]) if updates and fit.history else {}  # no updates: no losses of this fit
         agent.set_model(fit.params)
         return {"fit_updates": updates, "fit_seconds": time.time() - t0,
                 **{f"fit_{k}": v for k, v in last.items() if k not in ("step", "seconds")}}, key
@@ -270,7 +270,11 @@ def run(cfg: LatentLoopConfig) -> dict:
         template = fit_latent(model, params, buffer, k_init, steps=0, progress=False, **fit_kwargs)
         saved = load_pytree(folder / "latent.msgpack", {"params": template.params, "target": template.target_encoder,
                                                         "opt_state": template.opt_state})
-        fit = LatentFit(saved["params"], saved["target"], saved["opt_state"], list(loop.get("history", [])))
+        history = loop.get("history", [])
+        if (not isinstance(history, list) or not all(isinstance(h, dict) and isinstance(h.get("step"), int) for h in history)
+                or len(loop["key"]) != 2):
+            raise DataError(f"checkpoint file {folder / 'loop.json'} has a garbled fit history or key (edited?)")
+        fit = LatentFit(saved["params"], saved["target"], saved["opt_state"], history)
         agent.restore_rng_state(load_pytree(folder / "agent.msgpack", agent.rng_state()))
         agent.set_model(fit.params)
         key = jnp.asarray(np.asarray(loop["key"], np.uint32))

@@ -325,6 +325,9 @@ def run_trial(trial: Trial, checkpoint_file: str | None, cpus: int = 1, gpus: fl
     env["XLA_FLAGS"] = f"{xla} {HOST_DEVICE_FLAG}={cpus}".strip()
     if 0 < gpus < 1:  # trials that share a GPU: JAX would take 75 % of its memory each
         env["XLA_PYTHON_CLIENT_MEM_FRACTION"] = f"{0.9 * gpus:.3f}"
+    elif gpus == 0:  # Ray 2.60 does not hide GPUs from a task that reserved none: every such trial
+        env["CUDA_VISIBLE_DEVICES"] = ""  # would land on GPU 0 and take 75 % of its memory; run it on CPU
+        env["JAX_PLATFORMS"] = "cpu"
     t0, last = time.time(), ""
     broken = False  # an attempt that was killed may have left half a line (a progress bar)
     if (out / TRIAL_LOG).is_file() and (out / TRIAL_LOG).stat().st_size:

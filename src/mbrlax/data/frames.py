@@ -21,7 +21,6 @@ frames take 3,105 bytes a row, 345,810 frames per GiB.
 from __future__ import annotations
 
 import os
-import zipfile
 from typing import NamedTuple
 
 import numpy as np
@@ -141,12 +140,16 @@ class FrameBuffer:
         """Read a buffer written by :meth:`save` (same rows, positions and sampling as the saved one);
         :class:`DataError` naming the file if it is corrupt or not a frame buffer file."""
         try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
-        except FileNotFoundError:
+            return cls._from_file(path)
+        except (FileNotFoundError, DataError):
             raise
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
+        except Exception as e:  # zlib, zip, shape and type errors of a damaged file come in many types
             raise DataError(f"frame buffer file {path} is corrupt or not a frame buffer ({type(e).__name__}: {e})") from e
+
+    @classmethod
+    def _from_file(cls, path: str | os.PathLike) -> "FrameBuffer":
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
         missing = (set(_SAVED) | {"capacity", "total_added", "episodes", "open", "format_version"}) - set(arrays)
         if missing:
             raise DataError(f"frame buffer file {path} is missing fields {sorted(missing)}")

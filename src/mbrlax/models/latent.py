@@ -270,7 +270,7 @@ class LatentModel:
         mask = jnp.ones((B, L), jnp.float32) if valid is None else valid.astype(jnp.float32)
         weights = self.rho ** jnp.arange(L, dtype=jnp.float32)  # [L]
 
-        def weighted(err):  # err [B, L] -> sum over t of rho^t * (batch mean over valid steps)
+        def weighted(err):  # err [B, L] -> sum over t of rho^t * (sum over valid steps of the batch) / B
             return (weights * (err * mask).mean(0)).sum()
 
         z0 = self.encode(params, frames[:, 0])
@@ -393,9 +393,9 @@ def encode_frames(model: LatentModel, params: dict, frames: np.ndarray, batch_si
 
 
 def decode_open_loop(model: LatentModel, params: dict, frames: np.ndarray, actions: np.ndarray) -> np.ndarray:
-    """What the model imagines: the newest frame of ``frames[0]`` (uint8 ``[size, size, 3k]``) encoded,
-    rolled open loop through ``actions [L, A]`` and each latent decoded. uint8 ``[L+1, size, size, 3]``
-    (the decoded step 0 first). Needs a decoder (``objective`` reconstruct or both)."""
+    """What the model imagines: the frame stack ``frames`` (uint8 ``[size, size, 3k]``) encoded, rolled
+    open loop through ``actions [L, A]``, and the newest frame of each latent's decoded stack: uint8
+    ``[L+1, size, size, 3]`` (step 0 first). Needs a decoder (``objective`` reconstruct or both)."""
     if "decoder" not in params:
         raise ConfigError("decode_open_loop needs a model with a decoder (LatentModel.objective reconstruct or both)")
     z0 = model.encode(params, jnp.asarray(frames)[None])
