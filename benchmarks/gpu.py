@@ -25,8 +25,8 @@ model fitting (a 20-epoch fit, from its fixed and per-epoch cost), model rollout
 schedule's final k = 15, as one jitted scan and as the naive per-step loop), SAC updates
 (``update_many`` of G, and G separate calls) and env steps, combined into seconds per epoch.
 One change to how it runs: fits that differ only in ``max_epochs`` share one compiled epoch
-(:func:`_one_compile_per_trainer`), as every fit of a real run does; otherwise its 4-epoch fit
-compiles again and the compile is counted as 3 epochs of training.
+(:func:`_one_compile_per_trainer`), as every fit of a real run does, which saves the 4-epoch fit's
+second compile (``phase_times`` warms that one up untimed, so it is not counted as training).
 
 The matmul probe is a float32 ``N x N`` matmul at JAX's default precision (the precision the
 models' matmuls use; on recent NVIDIA GPUs that allows TF32). N is 2048 on a CPU and 8192 on a
