@@ -66,17 +66,23 @@ def test_the_termination_head_learns_which_step_ends_an_episode():
 
 
 def test_decoded_open_loop_strip(tmp_path):
-    """What the model imagines along a sequence: one decoded frame per step, uint8, as a PNG strip."""
+    """What the model imagines along the newest episode (the pixel loop's open_loop.png): one decoded
+    frame per step, uint8, beside the real frames in a PNG."""
+    from mbrlax.algorithms.latent_loop import _save_open_loop
     from mbrlax.models.latent import decode_open_loop
-    from mbrlax.utils.plots import save_frame_strip
 
     m = LatentModel(act_dim=1, size=16, frame_stack=2, latent_dim=4, channels=(4, 4, 4, 4), hidden=8, objective="both")
     p = m.init(jax.random.key(0))
     frames = np.random.default_rng(0).integers(0, 256, (16, 16, 6)).astype(np.uint8)
     imagined = decode_open_loop(m, p, frames, np.zeros((5, 1), np.float32))
     assert imagined.shape == (6, 16, 16, 3) and imagined.dtype == np.uint8
-    save_frame_strip({"real": np.zeros((6, 16, 16, 3), np.uint8), "imagined": imagined}, tmp_path / "s.png")
-    assert (tmp_path / "s.png").stat().st_size > 0
+    buf = FrameBuffer(50, (16, 16, 3), act_dim=1)
+    for episode, steps in enumerate((6, 3)):  # the newest episode is shorter than the horizon: 3 steps shown
+        buf.add_first(np.full((16, 16, 3), episode, np.uint8))
+        for t in range(steps):
+            buf.add([0.0], 0.0, np.full((16, 16, 3), t, np.uint8), False, t == steps - 1)
+    _save_open_loop(m, p, buf, horizon=5, path=tmp_path / "open_loop.png")
+    assert (tmp_path / "open_loop.png").stat().st_size > 0
     with pytest.raises(ConfigError, match="decoder"):
         no_decoder = LatentModel(act_dim=1, size=16, frame_stack=2, latent_dim=4, channels=(4, 4, 4, 4), hidden=8)
         decode_open_loop(no_decoder, no_decoder.init(jax.random.key(0)), frames, np.zeros((5, 1), np.float32))

@@ -26,7 +26,6 @@ picture).
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,14 +38,15 @@ from tqdm.auto import tqdm
 
 from mbrlax.agents.latent_objective import make_latent_objective
 from mbrlax.agents.mpc import MPCAgent, MPCConfig
-from mbrlax.algorithms.mpc_loop import PlannerConfig, planned_vs_achieved, random_episode_seed, resume_point
+from mbrlax.algorithms.mpc_loop import (PlannerConfig, finish_run, planned_vs_achieved, random_episode_seed,
+                                        resume_point)
 from mbrlax.data.frames import FrameBuffer
 from mbrlax.envs import resolve_env_id
 from mbrlax.envs.pixels import make_pixel_env
 from mbrlax.errors import ConfigError, DataError
 from mbrlax.models.latent import LatentFit, LatentModel, decode_open_loop, encode_frames, fit_latent, probe_r2
 from mbrlax.utils.checkpoint import POINTER, clear_checkpoint, load_pytree, save_checkpoint
-from mbrlax.utils.plots import plot_learning_curve, save_frame_strip
+from mbrlax.utils.plots import save_frame_strip
 from mbrlax.utils.run_logger import RunLogger, to_jsonable
 from mbrlax.utils.validate import check_nonempty, check_range, check_seed, setting
 from mbrlax.utils.video import save_video
@@ -333,20 +333,10 @@ def run(cfg: LatentLoopConfig) -> dict:
         bar.set_postfix(ret=f"{ret:.1f}", plan_ms=f"{1000 * row['plan_seconds_median']:.0f}")
     bar.close()
     env.close()
-    from mbrlax.algorithms.presets import target_return
-
     if "decoder" in fit.params:
         _save_open_loop(model, fit.params, buffer, cfg.planner.horizon, out / "open_loop.png")
     returns = [float(r["return"]) for r in logger.rows if r.get("policy") == "mpc"]
-    plot_learning_curve(logger.rows, out / "learning_curve.png", x="env_steps", y="return",
-                        title=f"{cfg.env} from {cfg.model.size}x{cfg.model.size} pixels: latent MPC ({cfg.planner.name})",
-                        target=target_return(cfg.env))
-    summary = {"env": cfg.env, "returns": returns, "final_return": returns[-1] if returns else None,
-               "best_return": max(returns) if returns else None, "env_steps": env_steps,
-               "random_return": next((float(r["return"]) for r in logger.rows if r.get("policy") == "random"), None)}
-    logger.write_json("results.json", summary)
-    logger.close()
-    print(f"{cfg.env} from pixels: returns per iteration: {[round(r, 1) for r in returns]}")
-    print(f"wrote {out}/learning_curve.png, metrics.csv, results.json" + (", video.gif" if video_written else ""),
-          file=sys.stdout)
-    return summary
+    random_return = next((float(r["return"]) for r in logger.rows if r.get("policy") == "random"), None)
+    return finish_run(cfg, logger, returns, env_steps, f"{cfg.env} from {cfg.model.size}x{cfg.model.size} pixels: "
+                      f"latent MPC ({cfg.planner.name})", video_written, ran=start_iter < cfg.iterations,
+                      extra={"random_return": random_return})

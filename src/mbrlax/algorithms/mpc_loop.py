@@ -317,19 +317,27 @@ def run(cfg: MPCLoopConfig) -> dict:
         checkpoint_then_log(it + 1, row)
         bar.set_postfix(ret=f"{ret:.1f}", plan_ms=f"{1000 * row['plan_seconds_median']:.0f}")
     bar.close()
+    return finish_run(cfg, logger, summary_returns, env_steps, f"{cfg.env}: MPC with {cfg.planner.name}, "
+                      f"{cfg.objective.propagation}", video_written, ran=start_iter < cfg.iterations)
+
+
+def finish_run(cfg, logger: RunLogger, returns: list[float], env_steps: int, title: str, video_written: bool,
+               ran: bool, extra: dict | None = None) -> dict:
+    """The end of an MPC-style run (this loop's and the pixel loop's): the learning curve against the env's
+    target, results.json (``extra`` added), the closing lines, and why there is no new video.gif."""
     from mbrlax.algorithms.presets import target_return  # presets import this module
 
-    plot_learning_curve(logger.rows, out / "learning_curve.png", x="env_steps", y="return",
-                        title=f"{cfg.env}: MPC with {cfg.planner.name}, {cfg.objective.propagation}",
+    out = Path(cfg.out)
+    plot_learning_curve(logger.rows, out / "learning_curve.png", x="env_steps", y="return", title=title,
                         target=target_return(cfg.env))
-    summary = {"env": cfg.env, "returns": summary_returns, "final_return": summary_returns[-1] if summary_returns else None,
-               "best_return": max(summary_returns) if summary_returns else None, "env_steps": env_steps}
+    summary = {"env": cfg.env, "returns": returns, "final_return": returns[-1] if returns else None,
+               "best_return": max(returns) if returns else None, "env_steps": env_steps, **(extra or {})}
     logger.write_json("results.json", summary)
     logger.close()
-    print(f"{cfg.env}: MPC returns per iteration: {[round(r, 1) for r in summary_returns]}")
+    print(f"{cfg.env}: MPC returns per iteration: {[round(r, 1) for r in returns]}")
     print(f"wrote {out}/learning_curve.png, metrics.csv, results.json" + (", video.gif" if video_written else ""))
     if cfg.video and not video_written:
-        if start_iter < cfg.iterations:
+        if ran:
             print("no video.gif: rendering or writing it failed (see the warning above)")
         elif (out / "video.gif").exists():
             print(f"{out}/video.gif is from an earlier invocation (no MPC episode ran in this one)")
