@@ -1,7 +1,7 @@
 """Learning from pixels (issue 20's targets): latent MPC on the cart-pole swing-up and InvertedPendulum-v5, several seeds.
 
 Run: ``.venv/bin/python benchmarks/pixel_control.py [--envs cartpole-swingup InvertedPendulum-v5]
-[--seeds 0 1 2] [--episodes 30] [--chunk 5]``. Each (env, seed) is ``mbrlax train latent`` with that
+[--seeds 0 1 2] [--episodes 30] [--chunk 5]`` (``--report``: only summarise the run folders). Each (env, seed) is ``mbrlax train latent`` with that
 env's preset (:func:`mbrlax.algorithms.latent_loop.latent_preset`) in ``--root/<env>/seed<k>``. Seeds
 advance round-robin, ``--chunk`` MPC episodes at a time, each run resumed from its checkpoint: kill
 the script whenever, rerun the same command, and it goes on (across sessions too). After every chunk
@@ -121,10 +121,11 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=0, help="MPC episodes per run (0: the target's budget)")
     parser.add_argument("--chunk", type=int, default=5, help="MPC episodes a run advances before the next seed's turn")
     parser.add_argument("--root", default="benchmarks/results/pixel_control")
+    parser.add_argument("--report", action="store_true", help="only summarise the run folders as they are")
     args = parser.parse_args()
     root = Path(args.root)
     budget = {env: args.episodes or TARGETS.get(resolve_env_id(env), (0, 30))[1] for env in args.envs}
-    while True:
+    while not args.report:
         advanced = False
         for env in args.envs:
             for seed in args.seeds:
@@ -142,6 +143,8 @@ def main() -> None:
         if not advanced:
             break
     result = summarise(root, args.envs, args.seeds)
+    print(common.save("pixel_control.json", result))
+    plot(result, Path("benchmarks/results/pixel_control.png"))
     for env, r in result["envs"].items():
         print(f"{env}: median return per MPC episode {np.round(r['median'], 1).tolist()}, random {r['random_return_mean']}, "
               f"zero actions {r['zero_action_return_mean']:.1f}, "
