@@ -47,6 +47,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
                           "MPC from camera frames: a latent model (TD-MPC-style self-prediction) and CEM in its latent space."),
     ("train", "sac"): ("mbrlax.algorithms.sac_train:SACTrainConfig:train_sac",
                        "Model-free soft actor-critic (Haarnoja et al. 2018)."),
+    ("train", "sac-seeds"): ("mbrlax.algorithms.sac_seeds:SACSeedsConfig:run",
+                             "SAC for several seeds in one process (learner states vmapped over a seed axis), one run folder per seed."),
     ("train", "mbpo"): ("mbrlax.algorithms.mbpo:MBPOConfig:run:mbrlax.algorithms.mbpo.mbpo_preset",
                         "MBPO (Janner et al. 2019): SAC on short rollouts of a learned ensemble."),
     ("demo", "maze"): ("mbrlax.demos.maze:MazeDemoConfig:run", "Coverage and model fidelity in the point maze."),

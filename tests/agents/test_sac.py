@@ -191,9 +191,9 @@ def test_sac_observes_features_without_the_runners_x():
     """SAC sees the task's features: for Hopper exactly Gymnasium's own observation (no root x)."""
     import gymnasium
 
-    from mbrlax.algorithms.sac_train import _make_env
+    from mbrlax.algorithms.sac_train import make_sac_env
 
-    env, plain = _make_env("Hopper-v5"), gymnasium.make("Hopper-v5")
+    env, plain = make_sac_env("Hopper-v5"), gymnasium.make("Hopper-v5")
     obs, _ = env.reset(seed=3)
     ref, _ = plain.reset(seed=3)
     assert env.observation_space.shape == (11,)
@@ -204,9 +204,9 @@ def test_sac_observes_features_without_the_runners_x():
 
 def test_sac_on_the_maze_sees_the_goal():
     """The maze's model features drop the goal (it does not change the dynamics); a policy needs it."""
-    from mbrlax.algorithms.sac_train import _make_env
+    from mbrlax.algorithms.sac_train import make_sac_env
 
-    env = _make_env("pointmaze")
+    env = make_sac_env("pointmaze")
     assert env.observation_space.shape == (4,)
     goals = {tuple(np.round(env.reset(seed=s)[0][2:4], 3)) for s in range(4)}
     assert len(goals) > 1  # the goal varies between episodes and is in the observation

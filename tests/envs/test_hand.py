@@ -1,4 +1,4 @@
-"""PDDM's Shadow hand envs (Baoding balls, cube): tasks match env.step, Gymnasium API, registration."""
+"""PDDM's Shadow hand envs (Baoding balls, cube): tasks match env.step, Gymnasium API, registration, success measures."""
 
 import importlib.util
 import warnings
@@ -11,7 +11,8 @@ from gymnasium.utils.env_checker import check_env
 
 from mbrlax.envs import action_bounds, get_task, make_env, resolve_env_id
 from mbrlax.envs.hand import (
-    BAODING_ID, BAODING_WRIST_PENALTY, CUBE_GOALS, HAND_CUBE_ID, quat_angle,
+    BAODING_ID, BAODING_SUCCESS_TOL, BAODING_WRIST_PENALTY, CUBE_GOALS, HAND_CUBE_ID, baoding_success, cube_success,
+    quat_angle,
 )
 from mbrlax.errors import ConfigError
 
@@ -104,3 +105,67 @@ def test_cube_goal_is_in_obs_and_angle_is_geodesic():
         assert abs(float(quat_angle(-2.0 * q, jnp.asarray(g))) - 1.5) < 1e-5  # sign and norm do not matter
     grad = jax.grad(lambda x: quat_angle(x, x).sum())(jnp.asarray(CUBE_GOALS, jnp.float32))
     assert bool(jnp.all(jnp.isfinite(grad)))
+
+
+def _steps(env_id, actions, seed=0):
+    """``next_obs [T, D]`` and ``info`` of each step of ``actions [T, 20]`` from a reset."""
+    env = make_env(env_id, seed=seed)
+    env.reset(seed=seed)
+    rows = [env.step(a) for a in actions]
+    return np.stack([r[0] for r in rows]), [r[4] for r in rows]
+
+
+def test_baoding_success_is_both_balls_within_tolerance_and_no_drop():
+    rng = np.random.default_rng(0)
+    actions = np.concatenate([np.zeros((40, 20)), rng.uniform(-1, 1, (30, 20))]).astype(np.float32)
+    next_obs, infos = _steps("baoding", actions)
+    ok = np.asarray(baoding_success(jnp.asarray(next_obs)))
+    far = np.array([max(i["ball1_distance"], i["ball2_distance"]) for i in infos])
+    dropped = np.array([i["dropped"] for i in infos])
+    clear = np.abs(far - BAODING_SUCCESS_TOL) > 1e-4  # float32 vs float64 right at the tolerance
+    np.testing.assert_array_equal(ok[clear], ((far < BAODING_SUCCESS_TOL) & ~dropped)[clear])
+    assert ok.any() and not ok.all(), "holding the start pose passes now and then (the targets move)"
+    # a dropped ball fails even at its target
+    at_target = next_obs[0].copy()
+    at_target[24:26], at_target[30:32] = at_target[36:38], at_target[38:40]
+    low = at_target.copy()
+    low[26] = 0.0
+    assert np.asarray(baoding_success(jnp.asarray(np.stack([at_target, low])))).tolist() == [True, False]
+
+
+def test_cube_success_is_orientation_within_tolerance_and_no_drop():
+    next_obs, infos = _steps("hand-cube", np.zeros((5, 20), np.float32))
+    assert not np.asarray(cube_success(jnp.asarray(next_obs))).any(), "every goal starts 1.5 rad away"
+    done = next_obs[-1].copy()
+    done[27:31] = done[37:41] * -1  # the goal's orientation (either sign of the quaternion)
+    turned = done.copy()
+    turned[27:31] = np.cos(0.06), np.sin(0.06), 0.0, 0.0  # 0.12 rad from identity
+    turned[37:41] = 1.0, 0.0, 0.0, 0.0
+    dropped = done.copy()
+    dropped[26] = 0.0
+    got = np.asarray(cube_success(jnp.asarray(np.stack([done, turned, dropped]))))
+    assert got.tolist() == [True, False, False]
+    assert np.asarray(cube_success(jnp.asarray(turned), tol=0.15)).item()
+
+
+def test_success_rate_counts_steps_after_a_drop_as_failures():
+    task = get_task("baoding")
+    next_obs, infos = _steps("baoding", np.zeros((20, 20), np.float32))
+    per_step = np.asarray(baoding_success(jnp.asarray(next_obs)))
+    assert task.success_rate(next_obs, 100) == per_step.sum() / 100
+    assert task.success_rate(next_obs, 10) == per_step.mean()  # never below the steps given
+    assert get_task("cartpole-swingup").success_rate(next_obs, 100) is None
+
+
+def test_sac_evaluation_reports_the_success_rate():
+    """SAC's evaluation logs ``success`` beside the return (the MPC loop's: tests/algorithms/test_pddm_hand.py)."""
+    import jax
+
+    from mbrlax.agents.sac import SAC, SACConfig
+    from mbrlax.algorithms.sac_train import evaluate
+
+    env = make_env("baoding", seed=0)
+    learner = SAC.for_env(env, SACConfig(hidden_sizes=(8, 8)))
+    returns, success = evaluate(learner, learner.init(jax.random.PRNGKey(0)), env, 1, seed=0, task=get_task("baoding"))
+    assert returns.shape == (1,) and 0.0 <= success <= 1.0
+    assert evaluate(learner, learner.init(jax.random.PRNGKey(0)), env, 1, seed=0)[1] is None

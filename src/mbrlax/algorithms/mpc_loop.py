@@ -146,7 +146,7 @@ class MPCLoopConfig:
 def _episode(env, policy_act, max_steps: int, buffer: ReplayBuffer, seed: int, render: bool = False,
              on_step=None, record: list | None = None) -> tuple[float, int, list]:
     """One real episode with ``policy_act(obs[D]) -> action[A]``; transitions go into ``buffer``
-    (and ``(reward, terminated)`` of each step into ``record`` if given). With ``render``, the frames;
+    (and ``(reward, terminated, next_obs)`` of each step into ``record`` if given). With ``render``, the frames;
     if rendering fails (e.g. no OpenGL), one line says so and the episode goes on without them."""
     obs, _ = env.reset(seed=seed)
     total, frames, t = 0.0, [], 0
@@ -166,7 +166,7 @@ def _episode(env, policy_act, max_steps: int, buffer: ReplayBuffer, seed: int, r
         buffer.add(obs, action, reward, next_obs, terminated, truncated)
         total += float(reward)
         if record is not None:
-            record.append((float(reward), bool(terminated)))
+            record.append((float(reward), bool(terminated), next_obs))
         obs = next_obs
         if on_step is not None:
             on_step(t)
@@ -228,6 +228,14 @@ def run(cfg: MPCLoopConfig) -> dict:
         print(f"planning with a state cost {cfg.objective.state_cost} on top of the task's reward (a planning "
               "prior; returns are the environment's own; --objective.state-cost with no values turns it off)")
     start_iter, env_steps = 0, 0
+    # a task's success measure (the hand tasks have one) is logged per episode as `success`
+    has_success = task is not None and task.success_fn is not None
+    episode_length = min(n for n in (cfg.episode_steps, env.spec.max_episode_steps if env.spec else 0,
+                                      task.max_episode_steps if task else 0, 10**9) if n)
+
+    def success_rate(record: list) -> float | None:
+        """The fraction of one episode's steps that succeed (``Task.success_rate``), or None."""
+        return task.success_rate(np.stack([o for _, _, o in record]), episode_length) if has_success else None
 
     def checkpoint_then_log(iteration: int, row: dict) -> None:
         """Checkpoint everything the rest of the run depends on (model, data, loop key, agent key and
@@ -262,14 +270,18 @@ def run(cfg: MPCLoopConfig) -> dict:
         print(f"resuming {out} at iteration {start_iter} ({env_steps} env steps)")
     else:
         act_randomly = random_policy(env.action_space, cfg.seed)
-        random_returns = []
+        random_returns, random_success = [], []
         while len(random_returns) < cfg.random_episodes or buffer.total_added < cfg.random_steps:
+            record = []
             ret, n, _ = _episode(env, lambda o: act_randomly(o[None])[0], cfg.episode_steps, buffer,
-                                 seed=random_episode_seed(cfg.seed, len(random_returns)))
+                                 seed=random_episode_seed(cfg.seed, len(random_returns)), record=record)
             random_returns.append(ret)
+            random_success.append(success_rate(record))
             env_steps += n
-        random_return = float(np.mean(random_returns))
-        checkpoint_then_log(0, {"iteration": 0, "env_steps": env_steps, "return": random_return, "policy": "random"})
+        row = {"iteration": 0, "env_steps": env_steps, "return": float(np.mean(random_returns)), "policy": "random"}
+        if has_success:
+            row["success"] = float(np.mean(random_success))
+        checkpoint_then_log(0, row)
 
     def refit(state, key):
         key, k = jax.random.split(key)
@@ -300,7 +312,7 @@ def run(cfg: MPCLoopConfig) -> dict:
         record: list[tuple[float, bool]] = []
         ret, n, frames = _episode(env, agent.act, cfg.episode_steps, buffer, seed=cfg.seed + 1000 + it,
                                   render=last, on_step=maybe_refit, record=record)
-        planned, achieved = planned_vs_achieved(agent.planned, [r for r, _ in record], cfg.planner.horizon,
+        planned, achieved = planned_vs_achieved(agent.planned, [r for r, _, _ in record], cfg.planner.horizon,
                                                 cfg.objective.discount, terminated=record[-1][1])
         env_steps += n
         summary_returns.append(ret)
@@ -312,6 +324,8 @@ def run(cfg: MPCLoopConfig) -> dict:
                "plan_seconds_median": float(np.median(plan[1:] if len(plan) > 1 else plan)),
                "planned_return_median": planned, "achieved_return_median": achieved,
                "episode_seconds": time.time() - t1}
+        if has_success:
+            row["success"] = success_rate(record)
         if last and frames:
             video_written = save_video(frames, out / "video.gif", fps=30)  # warns if it cannot
         checkpoint_then_log(it + 1, row)

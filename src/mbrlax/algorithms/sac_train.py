@@ -97,7 +97,7 @@ class SACTrainConfig:
 
 
 # ------------------------------------------------------------------------------------ environment
-def _make_env(env_id: str, seed: int | None = None):
+def make_sac_env(env_id: str, seed: int | None = None):
     """The library's env factory (aliases, clear errors), observed through the task's features.
 
     ``make_env`` keeps a runner's x position for the task's reward; SAC must not see it (an
@@ -113,20 +113,25 @@ def _make_env(env_id: str, seed: int | None = None):
     return env
 
 
-def evaluate(learner: SAC, state, env, episodes: int, seed: int) -> np.ndarray:
-    """Returns of ``episodes`` episodes with the deterministic policy; episode i resets with ``seed + i``."""
+def evaluate(learner: SAC, state, env, episodes: int, seed: int, task=None) -> tuple[np.ndarray, float | None]:
+    """Returns of ``episodes`` episodes with the deterministic policy (episode i resets with ``seed + i``),
+    and their mean success rate if ``task`` has a success measure (``Task.success_rate``; the env must
+    show the task's raw observations, i.e. no policy features), else None."""
     key = jax.random.PRNGKey(0)  # unused by the deterministic policy
-    returns = []
+    returns, success = [], []
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
-        ret, done = 0.0, False
+        ret, done, visited = 0.0, False, []
         while not done:
             action = np.asarray(learner.act(state, obs[None], key, deterministic=True))[0]
             obs, reward, terminated, truncated, _ = env.step(action)
+            visited.append(obs)
             ret += float(reward)
             done = terminated or truncated
         returns.append(ret)
-    return np.asarray(returns)
+        if task is not None:
+            success.append(task.success_rate(np.stack(visited), task.max_episode_steps))
+    return np.asarray(returns), (float(np.mean(success)) if success and success[0] is not None else None)
 
 
 # ------------------------------------------------------------------------------------ checkpoints
@@ -152,8 +157,8 @@ def load_checkpoint(out_dir: Path, state_template, capacity: int):
 def train_sac(config: SACTrainConfig) -> dict[str, Any]:
     """Train SAC on ``config.env``; returns a summary (also written to ``out_dir/results.json``)."""
     out_dir = Path(config.out)
-    env = _make_env(config.env, seed=config.seed)  # raises ConfigError for unknown ids
-    eval_env = _make_env(config.env, seed=config.seed + 1)
+    env = make_sac_env(config.env, seed=config.seed)  # raises ConfigError for unknown ids
+    eval_env = make_sac_env(config.env, seed=config.seed + 1)
     learner = SAC.for_env(env, config.sac)
     obs_dim, act_dim = learner.obs_dim, learner.act_dim
 
@@ -229,7 +234,8 @@ def train_sac(config: SACTrainConfig) -> dict[str, Any]:
 
         # ---- evaluate, log, checkpoint
         if loop["env_steps"] % config.eval_every == 0 or loop["env_steps"] == config.total_steps:
-            eval_returns = evaluate(learner, state, eval_env, config.eval_episodes, seed=config.seed + 100_000)
+            eval_returns, success = evaluate(learner, state, eval_env, config.eval_episodes, seed=config.seed + 100_000,
+                                             task=task if task is not None and task.policy_features is None else None)
             loop["time_s"] = time_before + time.perf_counter() - t_start
             recent = loop["train_returns"][-10:]
             row = {
@@ -241,6 +247,8 @@ def train_sac(config: SACTrainConfig) -> dict[str, Any]:
                 "updates": loop["updates"],
                 "time_s": round(loop["time_s"], 2),
             }
+            if success is not None:
+                row["success"] = success
             if metrics is not None:
                 row.update({k: float(v) for k, v in metrics.items()})
             logger.log(row)

@@ -56,6 +56,12 @@ PDDM's ``goal_options = [left, right, up, down]``, drawn at reset and held for t
 restricted to PDDM's goals, with no position goal (PDDM's code can also alternate between two
 different goals every 35 steps; its default, kept here, is one goal per episode). PDDM's cube has
 rounded edges; ours is a 0.03 m box of PDDM's mass.
+
+**Success** (``baoding_success``, ``cube_success``; each task's ``Task.success_fn``, which the MPC
+loop and SAC's evaluation log as ``success``, the fraction of an episode's steps that pass): PDDM's
+code reports only a score, so the tolerances are ours. Baoding: both balls' ``xy`` within 0.02 m
+of their targets and no drop; cube: within 0.1 rad of the goal orientation (gymnasium-robotics'
+block threshold) and no drop.
 """
 
 from __future__ import annotations
@@ -77,8 +83,8 @@ from mbrlax.envs.tasks import TASKS
 
 __all__ = [
     "BAODING_ID", "BAODING_OBS_LAYOUT", "BaodingEnv", "CUBE_GOALS", "CUBE_OBS_LAYOUT", "HAND_CUBE_ID",
-    "HandCubeEnv", "baoding_reward", "baoding_termination", "cube_reward", "cube_termination",
-    "hand_assets_dir", "quat_angle",
+    "HandCubeEnv", "baoding_reward", "baoding_success", "baoding_termination", "cube_reward", "cube_success",
+    "cube_termination", "hand_assets_dir", "quat_angle",
 ]
 
 BAODING_ID = "mbrlax/Baoding-v0"
@@ -102,6 +108,7 @@ BAODING_DROP_HEIGHT = 0.06  # height_threshold
 BAODING_DROP_PENALTY = -500.0
 BAODING_WRIST_LIMIT = 0.15  # wrist_threshold on obs[1] (WRJ0)
 BAODING_WRIST_PENALTY = -10.0
+BAODING_SUCCESS_TOL = 0.02  # m; ours (PDDM's code has no success test): see baoding_success
 BAODING_ACTION_SCALE = 0.9  # upper_rng = 0.9 * (ctrl_high - act_mid)
 # shadowhand_baoding_2.xml keyframe, hand part (WRJ1, WRJ0, FFJ3..0, MFJ3..0, RFJ3..0, LFJ4..0, THJ4..0)
 BAODING_KEY = (0.0126, -0.398, 0.379, 0.0564, 1.167, 0.0407, 0.265, -0.136, 1.144, 0.045, 0.074, 0.139, 1.112,
@@ -117,6 +124,7 @@ CUBE_DROP_DEPTH = 0.1  # is_fall: OBJTz < -0.1 (below the start)
 CUBE_DROP_PENALTY = -1000.0
 CUBE_REST_HEIGHT = 0.224  # measured: the cube's centre after settling in the start pose
 CUBE_DROP_HEIGHT = CUBE_REST_HEIGHT - CUBE_DROP_DEPTH
+CUBE_SUCCESS_TOL = 0.1  # rad; gymnasium-robotics' block rotation_threshold (PDDM's code has none)
 CUBE_GOAL_ANGLE = 1.5  # left/right = [0, 0, -+1.5], up/down = [+-1.5, 0, 0]
 # shadowhand_hand_cube.xml keyframe, hand part
 CUBE_KEY = (0, 0, 0.31828, 0.212085, 1.06828, 0.45559, 0.16132, 0.1571, 0.699095, 0.61269, -0.03052, 0.10997,
@@ -380,6 +388,29 @@ def baoding_reward(obs, action, next_obs):
     return -BAODING_DIST_WEIGHT * (d1 + d2) + BAODING_DROP_PENALTY * dropped + BAODING_WRIST_PENALTY * wrist
 
 
+def baoding_success(next_obs, tol: float = BAODING_SUCCESS_TOL):
+    """Both balls' ``xy`` within ``tol`` of their targets and neither dropped, per step: ``[...]`` bool.
+
+    PDDM's code reports only a score (minus the two distances), no success test, so the tolerance is
+    ours: 0.02 m, the smaller radius of the targets' ellipse, so that a ball resting at the ellipse's
+    centre is never within it and a ball must follow its target. Measured over 3 episodes of holding
+    the start pose (zero action), 13% of steps pass at 0.02 m (25% at the ball's radius, 0.028 m).
+    """
+    d1 = jnp.linalg.norm(next_obs[..., _B1][..., :2] - next_obs[..., _T1], axis=-1)
+    d2 = jnp.linalg.norm(next_obs[..., _B2][..., :2] - next_obs[..., _T2], axis=-1)
+    return (d1 < tol) & (d2 < tol) & ~baoding_termination(None, None, next_obs)
+
+
+def cube_success(next_obs, tol: float = CUBE_SUCCESS_TOL):
+    """The cube's orientation within ``tol`` rad of the goal and the cube not dropped, per step: ``[...]`` bool.
+
+    PDDM's code has no success test; 0.1 rad is gymnasium-robotics' ``rotation_threshold`` for the
+    same hand's block tasks. Every goal starts 1.5 rad away, so holding still never passes.
+    """
+    close = quat_angle(next_obs[..., _CQUAT], next_obs[..., _GQUAT]) < tol
+    return close & ~cube_termination(None, None, next_obs)
+
+
 def quat_angle(q: jnp.ndarray, g: jnp.ndarray) -> jnp.ndarray:
     """Geodesic angle ``[...]`` in ``[0, pi]`` between quaternions ``q[..., 4]`` and ``g[..., 4]`` (wxyz).
 
@@ -411,8 +442,10 @@ def _register() -> None:
         if env_id not in gymnasium.registry:
             gymnasium.register(id=env_id, entry_point=f"mbrlax.envs.hand:{entry}", max_episode_steps=steps)
     TASKS.update({
-        BAODING_ID: Task(BAODING_ID, 40, 20, *unit_bounds(20), baoding_reward, baoding_termination, BAODING_STEPS),
-        HAND_CUBE_ID: Task(HAND_CUBE_ID, 41, 20, *unit_bounds(20), cube_reward, cube_termination, CUBE_STEPS),
+        BAODING_ID: Task(BAODING_ID, 40, 20, *unit_bounds(20), baoding_reward, baoding_termination, BAODING_STEPS,
+                         success_fn=baoding_success),
+        HAND_CUBE_ID: Task(HAND_CUBE_ID, 41, 20, *unit_bounds(20), cube_reward, cube_termination, CUBE_STEPS,
+                           success_fn=cube_success),
     })
     KNOWN_ENVS.update({BAODING_ID: KnownEnv(BAODING_ID, BAODING_OBS_LAYOUT),
                        HAND_CUBE_ID: KnownEnv(HAND_CUBE_ID, CUBE_OBS_LAYOUT)})

@@ -55,6 +55,18 @@ class Task:
     learner should see. Usually the model's features (a runner's unbounded x dropped), but not where
     those drop what the policy needs (a maze's model features drop the goal); None: the raw obs."""
     policy_feature_dim: int = 0
+    success_fn: Callable[[jnp.ndarray], jnp.ndarray] | None = None
+    """Optional success measure ``next_obs[..., D] -> [...]`` (bool): the task is achieved after this
+    step (the hand tasks: objects within a tolerance of their goals). A metric for runs, never planned on."""
+
+    def success_rate(self, next_obs, episode_steps: int) -> float | None:
+        """Fraction of an episode's ``episode_steps`` steps that succeed, from its ``next_obs[T, D]``
+        (``T <= episode_steps``: steps after a termination count as failures, so dropping the object
+        early cannot score well); None if the task has no success measure."""
+        if self.success_fn is None:
+            return None
+        ok = np.asarray(self.success_fn(jnp.asarray(np.asarray(next_obs))), bool)
+        return float(ok.sum() / max(episode_steps, len(ok), 1))
 
     def policy_input_tag(self) -> str:
         """Names the policy's observation map, stored in checkpoints so a resume cannot mix maps."""
