@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 import jax
@@ -38,11 +39,63 @@ from mbrlax.models.dynamics import ModelState
 from mbrlax.models.kinds import fit_and_evaluate, window_rows
 from mbrlax.models.trainer import TrainerConfig
 from mbrlax.planning import make_planner
+from mbrlax.utils.validate import check_nonempty, check_range, check_seed
 
 GROUPS = ("in sight", "round a wall")
 """Task groups: the straight line from start to goal is clear, or a wall blocks it."""
 
 Act = Callable[[np.ndarray], np.ndarray]  # obs [4] -> action [2]
+
+
+@dataclass(frozen=True)
+class GoalDemoSettings:
+    """What the two goal demos (``goals``, ``state-plans``) share: the maze data, the repeats, the goals and
+    the forward-model MPC baseline. Each demo's config adds its own models' settings."""
+
+    seed: int = 0
+    """Random seed of the first repeat (repeat i uses seed + i)."""
+    out: str = "runs/demo-goals"
+    """Output folder: the demo's PNG, results.json, config.json."""
+    quick: bool = False
+    """Shrink the run (one repeat, less data, shorter fits, fewer goals) for a fast check; the tests use it."""
+    seeds: int = 3
+    """Independent repeats: each collects its own data, fits its own models, draws its own goals."""
+    data_steps: int = 8000
+    """Random-action transitions per repeat (episodes of 50 steps started anywhere in the maze)."""
+    collect_envs: int = 8
+    """Parallel environments for data collection."""
+    holdout_fraction: float = 0.1
+    """Share of the episodes held out to measure the models' errors."""
+    goals: int = 20
+    """Tasks per group (in sight / round a wall) per repeat."""
+    max_rows: int = 30000
+    """Training rows per model, drawn from all the rows the data gives."""
+    hidden: int = 64
+    """Hidden width of the demo's own (inverse and state-space) models."""
+    depth: int = 3
+    """Hidden layers of the demo's own models."""
+    ensemble_size: int = 5
+    """Members of each ensemble (the demo's and the forward model's; all are elites)."""
+    mpc_hidden: int = 64
+    """Hidden width of the forward model (as in demo maze)."""
+    mpc_depth: int = 3
+    """Hidden layers of the forward model."""
+    mpc_max_epochs: int = 80
+    """Upper bound on training epochs of the forward model."""
+    horizon: int = 12
+    """CEM planning horizon."""
+    population: int = 100
+    """CEM candidate sequences per iteration."""
+    cem_iterations: int = 3
+    """CEM iterations per plan."""
+
+    def __post_init__(self):
+        check_nonempty(self, "out")
+        check_seed(self)
+        check_range(self, "seeds", "data_steps", "collect_envs", "goals", "max_rows", "hidden", "depth",
+                    "ensemble_size", "mpc_hidden", "mpc_depth", "mpc_max_epochs", "horizon", "population",
+                    "cem_iterations", ge=1)
+        check_range(self, "holdout_fraction", gt=0, lt=1)
 
 
 class Controller(NamedTuple):

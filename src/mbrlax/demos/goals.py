@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mbrlax.demos.common import Stopwatch
-from mbrlax.demos.goal_reaching import (GROUPS, Controller, collect_random, fit_kind, hindsight_rows, position_buffer,
+from mbrlax.demos.goal_reaching import (GROUPS, Controller, GoalDemoSettings, collect_random, fit_kind, hindsight_rows, position_buffer,
                                         print_rates, repeat, run_controllers, save_figure, split_episodes, subsample,
                                         with_baselines)
 from mbrlax.envs.lessons import MAZE_ID
@@ -35,65 +35,27 @@ from mbrlax.models.conditional import HEADS
 from mbrlax.models.kinds import build_model
 from mbrlax.models.trainer import TrainerConfig
 from mbrlax.utils.run_logger import RunLogger
-from mbrlax.utils.validate import check_choice, check_nonempty, check_range, check_seed, setting
+from mbrlax.utils.validate import check_choice, check_range, setting
 
 
 @dataclass(frozen=True)
-class GoalsDemoConfig:
+class GoalsDemoConfig(GoalDemoSettings):
     """Goal reaching with a multi-step inverse model, against forward-model MPC."""
 
-    seed: int = 0
-    """Random seed of the first repeat (repeat i uses seed + i)."""
     out: str = "runs/demo-goals"
     """Output folder: goals.png, results.json, config.json."""
-    quick: bool = False
-    """Shrink the run (one repeat, less data, shorter fits, fewer goals, no flow head) for a fast check (tests)."""
-    seeds: int = 3
-    """Independent repeats: each collects its own data, fits its own models, draws its own goals."""
-    data_steps: int = 8000
-    """Random-action transitions per repeat (episodes of 50 steps started anywhere in the maze)."""
-    collect_envs: int = 8
-    """Parallel environments for data collection."""
-    holdout_fraction: float = 0.1
-    """Share of the episodes held out to measure the models' errors."""
-    goals: int = 20
-    """Tasks per group (in sight / round a wall) per repeat."""
     heads: tuple[str, ...] = ("gaussian", "mixture", "flow")
-    """Output heads of the inverse model to compare."""
+    """Output heads of the inverse model to compare (quick: no flow head)."""
     act_on_mean: bool = True
     """Also run the mixture and flow heads acting on their mean, not their mode: the statistic, not the head."""
     max_n: int = 5
     """Hindsight horizons: rows for every n in 1..max_n train one model (n is not an input)."""
-    max_rows: int = 30000
-    """Training rows drawn from the hindsight rows (they number about max_n times the data)."""
-    hidden: int = 64
-    """Hidden width of the inverse model."""
-    depth: int = 3
-    """Hidden layers of the inverse model."""
-    ensemble_size: int = 5
-    """Members of each ensemble (inverse and forward; all are elites)."""
     max_epochs: int = 60
     """Upper bound on training epochs of the inverse model."""
-    mpc_hidden: int = 64
-    """Hidden width of the forward model (as in demo maze)."""
-    mpc_depth: int = 3
-    """Hidden layers of the forward model."""
-    mpc_max_epochs: int = 80
-    """Upper bound on training epochs of the forward model."""
-    horizon: int = 12
-    """CEM planning horizon."""
-    population: int = 100
-    """CEM candidate sequences per iteration."""
-    cem_iterations: int = 3
-    """CEM iterations per plan."""
 
     def __post_init__(self):
-        check_nonempty(self, "out")
-        check_seed(self)
-        check_range(self, "seeds", "data_steps", "collect_envs", "goals", "max_n", "max_rows", "hidden", "depth",
-                    "ensemble_size", "max_epochs", "mpc_hidden", "mpc_depth", "mpc_max_epochs", "horizon",
-                    "population", "cem_iterations", ge=1)
-        check_range(self, "holdout_fraction", gt=0, lt=1)
+        super().__post_init__()
+        check_range(self, "max_n", "max_epochs", ge=1)
         check_choice(self, "heads", HEADS)
         if not self.heads:
             raise ConfigError(f"{setting(self, 'heads')} must name at least one head, got ()")

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mbrlax.demos.common import Stopwatch
-from mbrlax.demos.goal_reaching import (GROUPS, Controller, collect_random, fit_kind, position_buffer, print_rates,
+from mbrlax.demos.goal_reaching import (GROUPS, Controller, GoalDemoSettings, collect_random, fit_kind, position_buffer, print_rates,
                                         repeat, run_controllers, save_figure, split_episodes, subsample,
                                         with_baselines)
 from mbrlax.envs.lessons import MAZE_ID
@@ -34,29 +34,15 @@ from mbrlax.models.conditional import HEADS
 from mbrlax.models.kinds import KINDS, build_model, window_rows
 from mbrlax.models.trainer import TrainerConfig
 from mbrlax.utils.run_logger import RunLogger
-from mbrlax.utils.validate import check_choice, check_nonempty, check_range, check_seed
+from mbrlax.utils.validate import check_choice, check_range
 
 
 @dataclass(frozen=True)
-class StatePlansDemoConfig:
+class StatePlansDemoConfig(GoalDemoSettings):
     """Plan in state space (action-free + interpolation models), act with an inverse model."""
 
-    seed: int = 0
-    """Random seed of the first repeat (repeat i uses seed + i)."""
     out: str = "runs/demo-state-plans"
     """Output folder: state_plans.png, results.json, config.json."""
-    quick: bool = False
-    """Shrink the run (one repeat, less data, shorter fits, fewer goals) for a fast check; the tests use it."""
-    seeds: int = 3
-    """Independent repeats: each collects its own data, fits its own models, draws its own goals."""
-    data_steps: int = 8000
-    """Random-action transitions per repeat (episodes of 50 steps started anywhere in the maze)."""
-    collect_envs: int = 8
-    """Parallel environments for data collection."""
-    holdout_fraction: float = 0.1
-    """Share of the episodes held out to measure the models' errors."""
-    goals: int = 20
-    """Tasks per group (in sight / round a wall) per repeat."""
     plan_steps: int = 10
     """H: the action-free model predicts H states; the interpolation model fills the H - 1 before a keyframe."""
     futures: int = 64
@@ -65,37 +51,13 @@ class StatePlansDemoConfig:
     """Output head of the action-free model (its samples are the proposals)."""
     fill_head: str = "gaussian"
     """Output head of the interpolation model (the agent follows its mode)."""
-    max_rows: int = 30000
-    """Training rows per model, drawn from all windows."""
-    hidden: int = 64
-    """Hidden width of the state-space and inverse models."""
-    depth: int = 3
-    """Hidden layers of the state-space and inverse models."""
-    ensemble_size: int = 5
-    """Members of each ensemble (all are elites)."""
     max_epochs: int = 200
     """Upper bound on training epochs of the state-space and inverse models (patience 8 stops most far earlier)."""
-    mpc_hidden: int = 64
-    """Hidden width of the forward model (as in demo maze)."""
-    mpc_depth: int = 3
-    """Hidden layers of the forward model."""
-    mpc_max_epochs: int = 80
-    """Upper bound on training epochs of the forward model."""
-    horizon: int = 12
-    """CEM planning horizon."""
-    population: int = 100
-    """CEM candidate sequences per iteration."""
-    cem_iterations: int = 3
-    """CEM iterations per plan."""
 
     def __post_init__(self):
-        check_nonempty(self, "out")
-        check_seed(self)
-        check_range(self, "seeds", "data_steps", "collect_envs", "goals", "futures", "max_rows", "hidden", "depth",
-                    "ensemble_size", "max_epochs", "mpc_hidden", "mpc_depth", "mpc_max_epochs", "horizon",
-                    "population", "cem_iterations", ge=1)
+        super().__post_init__()
+        check_range(self, "futures", "max_epochs", ge=1)
         check_range(self, "plan_steps", ge=2)
-        check_range(self, "holdout_fraction", gt=0, lt=1)
         check_choice(self, "future_head", HEADS)
         check_choice(self, "fill_head", HEADS)
 
