@@ -65,6 +65,29 @@ def test_the_termination_head_learns_which_step_ends_an_episode():
     assert float(prob[::2, 1].min()) > 0.8 and float(prob[1::2, 1].max()) < 0.2 and float(prob[:, 0].max()) < 0.2
 
 
+def test_the_inverse_head_reads_the_action_from_two_frames():
+    """``inverse_coef``: a head that predicts a_0 from the encodings of o_0 and o_1 learns it where only
+    the pair tells it (o_1 is o_0 brightened by 60 a_0, o_0's brightness random), so the encoder must keep
+    what the action changed; without the option there is no such head."""
+    settings = dict(act_dim=1, size=16, frame_stack=1, latent_dim=8, channels=(4, 4, 4, 4), hidden=32,
+                    consistency_coef=0.0, reward_coef=0.0, termination_coef=0.0)
+    assert "inverse" not in LatentModel(**settings).init(jax.random.key(0))
+    m = LatentModel(**settings, inverse_coef=1.0)
+    p = m.init(jax.random.key(0))
+    k1, k2 = jax.random.split(jax.random.key(1))
+    a = jax.random.uniform(k1, (32, 1, 1), minval=-1.0, maxval=1.0)
+    base = jax.random.uniform(k2, (32, 1, 1, 1), minval=70.0, maxval=185.0) * jnp.ones((32, 16, 16, 3))
+    frames = jnp.stack([base, base + 60.0 * a[:, 0, :, None, None]], axis=1).astype(jnp.uint8)  # [32, 2, 16, 16, 3]
+    loss = jax.jit(lambda p: m.loss(p, p["encoder"], frames, a, jnp.zeros((32, 1))))
+    before = float(loss(p)[1]["inverse"])
+    grad = jax.grad(lambda p: loss(p)[0])
+    descend = jax.jit(lambda p: jax.tree.map(lambda x, g: x - 0.02 * g, p, grad(p)))
+    for _ in range(300):
+        p = descend(p)
+    after = float(loss(p)[1]["inverse"])  # in units of the actions' variance: 1 is guessing the mean
+    assert before > 0.5 and after < 0.1, (before, after)
+
+
 def test_decoded_open_loop_strip(tmp_path):
     """What the model imagines along the newest episode (the pixel loop's open_loop.png): one decoded
     frame per step, uint8, beside the real frames in a PNG."""
