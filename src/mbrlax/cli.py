@@ -49,6 +49,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
                        "Model-free soft actor-critic (Haarnoja et al. 2018)."),
     ("train", "sac-seeds"): ("mbrlax.algorithms.sac_seeds:SACSeedsConfig:run",
                              "SAC for several seeds in one process (learner states vmapped over a seed axis), one run folder per seed."),
+    ("train", "pets-seeds"): ("mbrlax.algorithms.mpc_seeds:MPCSeedsConfig:run:mbrlax.algorithms.mpc_seeds.pets_light_seeds_preset",
+                              "Light PETS for several seeds in one process (fits and plans vmapped over a seed axis), one run folder per seed."),
     ("train", "mbpo"): ("mbrlax.algorithms.mbpo:MBPOConfig:run:mbrlax.algorithms.mbpo.mbpo_preset",
                         "MBPO (Janner et al. 2019): SAC on short rollouts of a learned ensemble."),
     ("demo", "maze"): ("mbrlax.demos.maze:MazeDemoConfig:run", "Coverage and model fidelity in the point maze."),

@@ -96,28 +96,48 @@ class MPCAgent:
     def act(self, obs: np.ndarray) -> np.ndarray:
         if self._model_state is None:
             raise RuntimeError("MPCAgent.act called before set_model")
-        H = self.planner.horizon
-        if self._actions is None or self._cursor >= min(self.cfg.replan_every, H):
-            if self._actions is not None:
-                if self.cfg.warm_start:
-                    for _ in range(self._cursor):
-                        self._planner_state = self._shift(self._planner_state)
-                else:
-                    self._key, k = jax.random.split(self._key)
-                    self._planner_state = self.planner.init(k)
-            self._key, k = jax.random.split(self._key)
+        k = self.next_plan_key()
+        if k is not None:
             t0 = time.perf_counter()
             actions, planner_state, info = self._plan(self._planner_state, self._model_state,
                                                       jnp.asarray(obs, jnp.float32), k)
-            # kept on the host: the next plan then sees the placement ``init``'s state had, not the
-            # plan's multi-device output placement, which cost a second compile of the plan per agent
-            self._planner_state = jax.device_get(planner_state)
-            self._actions = np.asarray(actions)
-            self.plan_seconds.append(time.perf_counter() - t0)
-            self._notice_if_slow()
-            self.last_info = info
-            self.planned.append((self._step, float(info["best_return"])))
-            self._cursor = 0
+            actions, planner_state = jax.device_get((actions, planner_state))  # waits for the plan
+            self.accept_plan(actions, planner_state, info, time.perf_counter() - t0)
+        return self.next_action()
+
+    # ``act`` in three steps, so that a caller can run the plan itself, e.g. one vmapped plan for
+    # several agents (``algorithms/mpc_seeds.py``): next_plan_key, (plan), accept_plan, next_action.
+    def next_plan_key(self) -> jax.Array | None:
+        """The key of the plan due before the next action (the planner state made ready: shifted or
+        re-initialised), or None when the stored plan still has an action to execute."""
+        H = self.planner.horizon
+        if self._actions is not None and self._cursor < min(self.cfg.replan_every, H):
+            return None
+        if self._actions is not None:
+            if self.cfg.warm_start:
+                for _ in range(self._cursor):
+                    self._planner_state = self._shift(self._planner_state)
+            else:
+                self._key, k = jax.random.split(self._key)
+                self._planner_state = self.planner.init(k)
+        self._key, k = jax.random.split(self._key)
+        return k
+
+    def accept_plan(self, actions, planner_state, info: dict, seconds: float) -> None:
+        """Store a plan (``actions [H, A]``, the planner's new state and info) made with the
+        :meth:`next_plan_key` key; ``seconds``: the wall time the plan took (logged in ``plan_seconds``)."""
+        # kept on the host: the next plan then sees the placement ``init``'s state had, not the
+        # plan's multi-device output placement, which cost a second compile of the plan per agent
+        self._planner_state = jax.device_get(planner_state)
+        self._actions = np.asarray(actions)
+        self.plan_seconds.append(seconds)
+        self._notice_if_slow()
+        self.last_info = info
+        self.planned.append((self._step, float(info["best_return"])))
+        self._cursor = 0
+
+    def next_action(self) -> np.ndarray:
+        """The stored plan's next action ``[A]`` (advances the cursor)."""
         action = self._actions[self._cursor]
         self._cursor += 1
         self._step += 1

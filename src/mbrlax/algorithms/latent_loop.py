@@ -112,8 +112,7 @@ class LatentLoopConfig:
     camera: tuple[float, ...] = ()
     """Camera (distance, lookat x, y, z, elevation, azimuth); empty: the env's default view."""
     model: LatentModel = field(default_factory=lambda: LatentModel(size=64, frame_stack=3, latent_dim=50, inverse_coef=1.0))
-    """The latent model; its inverse-dynamics head (``inverse_coef``) is on: without it the latent dynamics
-    ignored the actions (measured: :mod:`mbrlax.models.latent`)."""
+    """The latent model (its inverse-dynamics head on: without it the dynamics ignored the actions)."""
     fit: LatentFitConfig = field(default_factory=LatentFitConfig)
     planner: PlannerConfig = field(default_factory=lambda: PlannerConfig(horizon=12, population=500, elites=50,
                                                                          iterations=6))

@@ -152,13 +152,9 @@ def _episode(env, policy_act, max_steps: int, buffer: ReplayBuffer, seed: int, r
     total, frames, t = 0.0, [], 0
     while True:
         if render:
-            try:
-                frames.append(env.render())
-            except Exception as e:  # GL and driver errors come in many types
-                reason = (str(e).strip().splitlines() or [""])[0]
-                print(f"rendering failed ({type(e).__name__}: {reason}); the run goes on without video.gif",
-                      file=sys.stderr)
-                render, frames = False, []
+            render = render_frame(env, frames)
+            if not render:
+                frames = []
         action = np.asarray(policy_act(obs), np.float32)
         next_obs, reward, terminated, truncated, _ = env.step(action)
         t += 1
@@ -172,6 +168,31 @@ def _episode(env, policy_act, max_steps: int, buffer: ReplayBuffer, seed: int, r
             on_step(t)
         if terminated or truncated:
             return total, t, frames
+
+
+def render_frame(env, frames: list) -> bool:
+    """Append ``env.render()`` to ``frames``; False (and one line saying so) if rendering failed (e.g. no OpenGL)."""
+    try:
+        frames.append(env.render())
+        return True
+    except Exception as e:  # GL and driver errors come in many types
+        reason = (str(e).strip().splitlines() or [""])[0]
+        print(f"rendering failed ({type(e).__name__}: {reason}); the run goes on without video.gif", file=sys.stderr)
+        return False
+
+
+def success_scorer(cfg: MPCLoopConfig, env, task):
+    """``record -> float``: the fraction of one episode's steps that succeed (``Task.success_rate``;
+    ``record`` as :func:`_episode` fills it); None (no function) for a task without a success measure."""
+    if task is None or task.success_fn is None:
+        return None
+    episode_length = min(n for n in (cfg.episode_steps, env.spec.max_episode_steps if env.spec else 0,
+                                      task.max_episode_steps, 10**9) if n)
+
+    def success_rate(record: list) -> float:
+        return task.success_rate(np.stack([o for _, _, o in record]), episode_length)
+
+    return success_rate
 
 
 def planned_vs_achieved(planned: list[tuple[int, float]], rewards: list[float], horizon: int, discount: float,
@@ -224,29 +245,15 @@ def run(cfg: MPCLoopConfig) -> dict:
     state = model.init(k_init)
     buffer = ReplayBuffer(cfg.buffer_capacity, obs_dim, act_dim)
 
-    if cfg.objective.has_state_cost:
-        print(f"planning with a state cost {cfg.objective.state_cost} on top of the task's reward (a planning "
-              "prior; returns are the environment's own; --objective.state-cost with no values turns it off)")
+    announce_state_cost(cfg)
     start_iter, env_steps = 0, 0
     # a task's success measure (the hand tasks have one) is logged per episode as `success`
-    has_success = task is not None and task.success_fn is not None
-    episode_length = min(n for n in (cfg.episode_steps, env.spec.max_episode_steps if env.spec else 0,
-                                      task.max_episode_steps if task else 0, 10**9) if n)
-
-    def success_rate(record: list) -> float | None:
-        """The fraction of one episode's steps that succeed (``Task.success_rate``), or None."""
-        return task.success_rate(np.stack([o for _, _, o in record]), episode_length) if has_success else None
+    success_rate = success_scorer(cfg, env, task)
 
     def checkpoint_then_log(iteration: int, row: dict) -> None:
         """Checkpoint everything the rest of the run depends on (model, data, loop key, agent key and
         planner state, counters, this iteration's metrics row), then log the row."""
-        row = to_jsonable(row)
-        save_checkpoint(out, f"iteration_{iteration:05d}",
-                        loop={"env_id": env_id, "iteration": iteration, "env_steps": env_steps,
-                              "rows": len(logger.rows) + 1, "row": row, "key": np.asarray(key).tolist()},
-                        trees={"model.msgpack": state, "agent.msgpack": agent.rng_state()},
-                        files={"buffer.npz": buffer}, pointer={"iteration": iteration, "env_steps": env_steps})
-        logger.log(row)
+        save_iteration(out, logger, env_id, iteration, env_steps, row, key, state, agent, buffer)
 
     if found is not None:
         folder, loop = found
@@ -269,18 +276,7 @@ def run(cfg: MPCLoopConfig) -> dict:
         logger.log(found[1]["row"])
         print(f"resuming {out} at iteration {start_iter} ({env_steps} env steps)")
     else:
-        act_randomly = random_policy(env.action_space, cfg.seed)
-        random_returns, random_success = [], []
-        while len(random_returns) < cfg.random_episodes or buffer.total_added < cfg.random_steps:
-            record = []
-            ret, n, _ = _episode(env, lambda o: act_randomly(o[None])[0], cfg.episode_steps, buffer,
-                                 seed=random_episode_seed(cfg.seed, len(random_returns)), record=record)
-            random_returns.append(ret)
-            random_success.append(success_rate(record))
-            env_steps += n
-        row = {"iteration": 0, "env_steps": env_steps, "return": float(np.mean(random_returns)), "policy": "random"}
-        if has_success:
-            row["success"] = float(np.mean(random_success))
+        row, env_steps = random_start(cfg, env, buffer, success_rate)
         checkpoint_then_log(0, row)
 
     def refit(state, key):
@@ -316,23 +312,75 @@ def run(cfg: MPCLoopConfig) -> dict:
                                                 cfg.objective.discount, terminated=record[-1][1])
         env_steps += n
         summary_returns.append(ret)
-        plan = np.array(agent.plan_seconds)
-        row = {"iteration": it + 1, "env_steps": env_steps, "return": ret, "policy": "mpc", "episode_steps": n,
-               "train_loss": result.history[-1]["train_loss"] if result.history else float("nan"),
-               "holdout_mse": float(np.mean(np.sort(result.holdout_mse)[: model.num_elites])),
-               "fit_epochs": len(result.history), "fit_seconds": fit_seconds,
-               "plan_seconds_median": float(np.median(plan[1:] if len(plan) > 1 else plan)),
-               "planned_return_median": planned, "achieved_return_median": achieved,
-               "episode_seconds": time.time() - t1}
-        if has_success:
+        row = mpc_row(it + 1, env_steps, ret, n, result, model.num_elites, fit_seconds, agent.plan_seconds,
+                      planned, achieved, time.time() - t1)
+        if success_rate is not None:
             row["success"] = success_rate(record)
         if last and frames:
             video_written = save_video(frames, out / "video.gif", fps=30)  # warns if it cannot
         checkpoint_then_log(it + 1, row)
         bar.set_postfix(ret=f"{ret:.1f}", plan_ms=f"{1000 * row['plan_seconds_median']:.0f}")
     bar.close()
-    return finish_run(cfg, logger, summary_returns, env_steps, f"{cfg.env}: MPC with {cfg.planner.name}, "
-                      f"{cfg.objective.propagation}", video_written, ran=start_iter < cfg.iterations)
+    return finish_run(cfg, logger, summary_returns, env_steps, mpc_title(cfg), video_written,
+                      ran=start_iter < cfg.iterations)
+
+
+def announce_state_cost(cfg: MPCLoopConfig) -> None:
+    """Say (one line) that the plans add a state cost to the task's reward, if the config has one."""
+    if cfg.objective.has_state_cost:
+        print(f"planning with a state cost {cfg.objective.state_cost} on top of the task's reward (a planning "
+              "prior; returns are the environment's own; --objective.state-cost with no values turns it off)")
+
+
+def mpc_title(cfg: MPCLoopConfig) -> str:
+    """The learning curve's title of an MPC-loop run."""
+    return f"{cfg.env}: MPC with {cfg.planner.name}, {cfg.objective.propagation}"
+
+
+def random_start(cfg: MPCLoopConfig, env, buffer: ReplayBuffer, success_rate) -> tuple[dict, int]:
+    """The random-policy episodes that seed the data set (into ``buffer``): iteration 0's metrics row and
+    the env steps taken. ``success_rate(record) -> float`` scores an episode (None: no success measure)."""
+    act_randomly = random_policy(env.action_space, cfg.seed)
+    random_returns, random_success, env_steps = [], [], 0
+    while len(random_returns) < cfg.random_episodes or buffer.total_added < cfg.random_steps:
+        record = []
+        ret, n, _ = _episode(env, lambda o: act_randomly(o[None])[0], cfg.episode_steps, buffer,
+                             seed=random_episode_seed(cfg.seed, len(random_returns)), record=record)
+        random_returns.append(ret)
+        if success_rate is not None:
+            random_success.append(success_rate(record))
+        env_steps += n
+    row = {"iteration": 0, "env_steps": env_steps, "return": float(np.mean(random_returns)), "policy": "random"}
+    if success_rate is not None:
+        row["success"] = float(np.mean(random_success))
+    return row, env_steps
+
+
+def mpc_row(iteration: int, env_steps: int, ret: float, steps: int, result, num_elites: int, fit_seconds: float,
+            plan_seconds: list[float], planned: float, achieved: float, episode_seconds: float) -> dict:
+    """The metrics row of an MPC episode (``result``: the last fit's FitResult; the first plan's time,
+    which includes its compile, is left out of the median)."""
+    plan = np.array(plan_seconds)
+    return {"iteration": iteration, "env_steps": env_steps, "return": ret, "policy": "mpc", "episode_steps": steps,
+            "train_loss": result.history[-1]["train_loss"] if result.history else float("nan"),
+            "holdout_mse": float(np.mean(np.sort(result.holdout_mse)[:num_elites])),
+            "fit_epochs": len(result.history), "fit_seconds": fit_seconds,
+            "plan_seconds_median": float(np.median(plan[1:] if len(plan) > 1 else plan)),
+            "planned_return_median": planned, "achieved_return_median": achieved,
+            "episode_seconds": episode_seconds}
+
+
+def save_iteration(out: Path, logger: RunLogger, env_id: str, iteration: int, env_steps: int, row: dict,
+                   key: jax.Array, state, agent: MPCAgent, buffer: ReplayBuffer) -> None:
+    """Checkpoint what the rest of a run depends on after ``iteration`` (model, data, loop key, agent
+    key and planner state, counters, this iteration's metrics row) in ``out``, then log the row."""
+    row = to_jsonable(row)
+    save_checkpoint(out, f"iteration_{iteration:05d}",
+                    loop={"env_id": env_id, "iteration": iteration, "env_steps": env_steps,
+                          "rows": len(logger.rows) + 1, "row": row, "key": np.asarray(key).tolist()},
+                    trees={"model.msgpack": state, "agent.msgpack": agent.rng_state()},
+                    files={"buffer.npz": buffer}, pointer={"iteration": iteration, "env_steps": env_steps})
+    logger.log(row)
 
 
 def finish_run(cfg, logger: RunLogger, returns: list[float], env_steps: int, title: str, video_written: bool,

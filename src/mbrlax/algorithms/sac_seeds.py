@@ -40,14 +40,15 @@ from tqdm.auto import tqdm
 
 from mbrlax.agents.learner import sample_stacked
 from mbrlax.agents.sac import SAC
+from mbrlax.utils.validate import check_seeds_config
 from mbrlax.algorithms.sac_train import SACTrainConfig, make_sac_env, save_checkpoint
 from mbrlax.data.buffer import ReplayBuffer
 from mbrlax.envs.registry import get_task, resolve_env_id
 from mbrlax.errors import ConfigError, TrainingDivergedError
+from mbrlax.models.trainer import split_seeds
 from mbrlax.utils.checkpoint import clear_checkpoint
 from mbrlax.utils.plots import plot_learning_curve
 from mbrlax.utils.run_logger import RunLogger
-from mbrlax.utils.validate import check_seed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,13 +64,7 @@ class SACSeedsConfig(SACTrainConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"SACSeedsConfig.seeds must be distinct and non-empty, got {self.seeds}")
-        check_seed(self, "seeds")
-        if self.resume:
-            raise ConfigError("SACSeedsConfig.resume is not supported: continue one seed with "
-                              "`mbrlax train sac --seed K --out OUT/seedK --resume`")
+        check_seeds_config(self, "mbrlax train sac")
 
     def single(self) -> SACTrainConfig:
         """The shared settings as a SACTrainConfig (its ``seed`` and ``out`` are replaced per seed)."""
@@ -93,13 +88,6 @@ def _act_seeds(learner: SAC, states, obs, keys, deterministic: bool):
 def _update_seeds(learner: SAC, states, batches, keys):
     """``states [N, ...], batches [N, G, B, ...], keys [N, 2] -> (states [N, ...], metrics {name: [N]})``."""
     return jax.vmap(learner.update_many)(states, batches, keys)
-
-
-@jax.jit
-def _split_seeds(keys):
-    """``keys [N, 2] -> (kept [N, 2], sub [N, 2])``: each seed's ``key, sub = split(key)``."""
-    both = jax.vmap(jax.random.split)(keys)  # [N, 2, 2]
-    return both[:, 0], both[:, 1]
 
 
 @jax.jit
@@ -157,7 +145,7 @@ def train_sac_seeds(config: SACTrainConfig, seeds: tuple[int, ...]) -> list[dict
     policy_input = task.policy_input_tag() if task is not None else "raw"
 
     keys = np.stack([np.asarray(jax.random.PRNGKey(s)) for s in seeds])  # [N, 2], train_sac's key per seed
-    keys, init_keys = _split_seeds(keys)
+    keys, init_keys = split_seeds(keys)
     # each seed's init is the single run's compiled init (a vmapped init compiled 7x slower)
     states = jax.device_put(_stack([learner.init(k) for k in init_keys]))  # [N, ...]
     buffers = [ReplayBuffer(min(c.buffer_capacity, c.total_steps), learner.obs_dim, learner.act_dim) for c in configs]
@@ -184,7 +172,7 @@ def train_sac_seeds(config: SACTrainConfig, seeds: tuple[int, ...]) -> list[dict
             actions = [rng.uniform(learner.action_low, learner.action_high).astype(np.float32) for rng in rngs]
         else:
             if act_keys.shape[1] == 0:
-                keys, sub = _split_seeds(keys)
+                keys, sub = split_seeds(keys)
                 act_keys = np.asarray(_act_keys_seeds(sub))  # [N, 256, 2]
             actions = list(np.asarray(_act_seeds(learner, states, np.stack(obs)[:, None], act_keys[:, 0], False))[:, 0])
             act_keys = act_keys[:, 1:]
@@ -206,7 +194,7 @@ def train_sac_seeds(config: SACTrainConfig, seeds: tuple[int, ...]) -> list[dict
         if steps >= config.start_steps and steps % config.update_every == 0:
             per_seed = [sample_stacked(b, updates_per_call, config.sac.batch_size, r) for b, r in zip(buffers, rngs)]
             batches = _stack(per_seed)  # [N, G, B, ...]
-            keys, sub = _split_seeds(keys)
+            keys, sub = split_seeds(keys)
             new_states, metrics = _update_seeds(learner, states, batches, sub)
             bad = [s for s, c, a in zip(seeds, np.asarray(metrics["critic_loss"]), np.asarray(metrics["actor_loss"]))
                    if not (np.isfinite(c) and np.isfinite(a))]

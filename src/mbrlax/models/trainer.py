@@ -271,6 +271,14 @@ def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
     MBPO's reference code does; None (what the loops pass today) starts a fresh one.
     Raises :class:`TrainingDivergedError` (with ``.last_good``) if the loss becomes NaN/inf.
     """
+    state, last_good, key, train, held = _prepare_fit(model, state, data, key, cfg, holdout)
+    return _train(model, state, last_good, key, cfg, train, held, opt_state)
+
+
+def _prepare_fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array, cfg: TrainerConfig,
+                 holdout: Batch | None) -> tuple:
+    """Everything of :func:`fit` before the epochs: ``(state with refitted normalisers, the input state,
+    key, training arrays, holdout arrays)`` (the last two as :func:`_training_arrays` returns them)."""
     x, y, t = transition_arrays(model, data)
     key, rng = _numpy_rng(key)
     if holdout is None:
@@ -300,7 +308,7 @@ def fit(model: DynamicsModel, state: ModelState, data: Batch, key: jax.Array,
         y = np.concatenate([y, np.broadcast_to(np.asarray(state.target_norm.mean, np.float32), (len(xa), y.shape[1]))])
         n = len(x)
     train, held = _training_arrays(state, x, y, t, xh, yh, model.cfg.ensemble_size, cfg, rng)
-    return _train(model, state, last_good, key, cfg, train, held, opt_state)
+    return state, last_good, key, train, held
 
 
 def fit_conditional(model: ConditionalModel, state: ModelState, x: np.ndarray, y: np.ndarray, key: jax.Array,
@@ -433,3 +441,102 @@ def _take_members(mask: np.ndarray, new: dict, old: dict) -> dict:
 def _with_best(model: DynamicsModel, state: ModelState, best_params: dict, best: np.ndarray) -> ModelState:
     elites = np.argsort(best)[: model.num_elites].astype(np.int32)
     return state.replace(params=best_params, elites=jnp.asarray(elites))
+
+
+# ------------------------------------------------------------------------------------ several runs at once
+def fit_seeds(model: DynamicsModel, states: list[ModelState], datas: list[Batch], keys: list[jax.Array],
+              cfg: TrainerConfig = TrainerConfig()) -> list[FitResult]:
+    """:func:`fit` for ``N`` independent runs of one model (one per seed), their epochs batched: what
+    ``fit(model, states[k], datas[k], keys[k], cfg)`` returns for each k, up to float rounding.
+
+    Every epoch is one call of the epoch ``vmap``-ped over the runs (and one of the holdout error);
+    each run keeps its own early stopping: once run k's patience is used up, its later epochs (still
+    computed, with the others') are masked out: its params, Adam state, snapshot and history stay put,
+    so the batched fit lasts as long as its longest run. The runs' data must give padded arrays of one
+    shape and one training-row count (the arrays are stacked): same-size data sets, as runs in lockstep
+    with fixed-length episodes have; else :class:`~mbrlax.errors.DataError`. ``cfg.max_seconds`` is
+    checked against the shared wall time. Raises :class:`TrainingDivergedError` naming the runs whose
+    loss became NaN/inf; its ``.last_good`` is the list of those diverged runs' input states (the
+    states passed in, in the order of the runs named), not every run's.
+    """
+    prepared = [_prepare_fit(model, s, d, k, cfg, None) for s, d, k in zip(states, datas, keys)]
+    # prepared[k] = (state, last_good, key, (xn, yn, tn, boot, n), (xh, yh, wh))
+    shapes = [tuple(a.shape for a in p[3][:4] + p[4]) for p in prepared]
+    rows = [p[3][4] for p in prepared]
+    if len(set(zip(shapes, rows))) != 1:
+        raise DataError(f"fit_seeds needs padded arrays of one shape and one training-row count for every run, got "
+                        f"{[len(d.obs) for d in datas]} transitions -> training rows {rows}, padded shapes "
+                        f"{[s[0] for s in shapes]} (train) and {[s[4] for s in shapes]} (holdout)")
+    n = prepared[0][3][4]  # training rows, the same for every run (unbatched: a batched n would run padded batches)
+    N, stack = len(prepared), functools.partial(jax.tree_util.tree_map, lambda *xs: jnp.stack(xs))
+    state = stack(*[p[0] for p in prepared])  # [N, ...]
+    key = jnp.stack([p[2] for p in prepared])  # [N, 2]
+    xn, yn, tn, boot = (jnp.stack([p[3][i] for p in prepared]) for i in range(4))  # [N, Np, ...], boot [N, E, Np]
+    xh, yh, wh = (jnp.stack([p[4][i] for p in prepared]) for i in range(3))  # [N, Nh, ...]
+    optimizer, _, _ = _compiled(model, cfg)
+    epoch_fn, holdout_fn, take_fn, freeze_fn = _compiled_seeds(model, cfg)
+    opt_state = jax.vmap(optimizer.init)(state.params)
+    E = boot.shape[1]
+    best_params, best = state.params, np.full((N, E), np.inf)
+    active, since_improved = np.ones(N, bool), np.zeros(N, int)
+    histories: list[list] = [[] for _ in range(N)]
+    start = time.time()
+    for ep in range(cfg.max_epochs):
+        key, k = split_seeds(key)
+        opt_state_before = opt_state
+        params, opt_state, train_loss = epoch_fn(state.params, opt_state, k, xn, yn, tn, boot, n)
+        train_loss = np.asarray(train_loss)  # [N]
+        bad = np.flatnonzero(active & ~np.isfinite(train_loss))
+        if len(bad):
+            raise TrainingDivergedError(f"model training diverged at epoch {ep} for runs {bad.tolist()} (loss "
+                                        f"{train_loss[bad].tolist()}); their input states kept in .last_good",
+                                        last_good=[prepared[i][1] for i in bad])
+        # a stopped run's params and Adam state stay those of its last epoch (its logvar bounds, which
+        # every snapshot takes from the latest params, too)
+        params, opt_state = freeze_fn(active, (params, opt_state), (state.params, opt_state_before))
+        state = state.replace(params=params)
+        mse = np.asarray(holdout_fn(state, xh, yh, wh))  # [N, E]
+        with np.errstate(invalid="ignore"):  # inf / inf on the first epoch
+            gain = (best - mse) / np.maximum(np.abs(best), 1e-12)
+        improved = active[:, None] & np.isfinite(mse) & (np.isinf(best) | (gain > cfg.improvement_threshold))
+        best_params = take_fn(improved, params, best_params)
+        best = np.where(improved, mse, best)
+        seconds = time.time() - start
+        for i in np.flatnonzero(active):
+            since_improved[i] = 0 if improved[i].any() else since_improved[i] + 1
+            histories[i].append({"epoch": ep, "train_loss": float(train_loss[i]), "holdout_mse": float(np.mean(mse[i])),
+                                 "holdout_mse_best": float(np.mean(best[i])), "seconds": seconds})
+        active &= ~((since_improved >= cfg.patience) | bool(cfg.max_seconds and seconds > cfg.max_seconds))
+        if not active.any():
+            break
+    results = []  # every run has run epoch 0 (max_epochs >= 1), so each has a best snapshot
+    for i in range(N):
+        one = jax.tree_util.tree_map(lambda x: x[i], state.replace(params=best_params))
+        results.append(FitResult(_with_best(model, one, one.params, best[i]), histories[i], best[i],
+                                 jax.tree_util.tree_map(lambda x: x[i], opt_state)))
+    return results
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_seeds(model: DynamicsModel, cfg: TrainerConfig):
+    """:func:`_compiled`'s epoch and holdout error ``vmap``-ped over a leading run axis (the row count
+    ``n`` shared), the per-member snapshot choice and a per-run freeze."""
+    _, epoch, holdout_fn = _compiled(model, cfg)
+    epoch_seeds = jax.jit(jax.vmap(epoch, in_axes=(0, 0, 0, 0, 0, 0, 0, None)))  # -> params, opt, loss [N]
+    holdout_seeds = jax.jit(jax.vmap(holdout_fn))  # -> [N, E]
+    take_seeds = jax.jit(jax.vmap(_take_members))  # mask [N, E]
+
+    @jax.jit
+    def freeze(active, new, old):
+        """Per run, ``new`` where ``active [N]`` else ``old`` (pytrees with a leading run axis)."""
+        return jax.tree_util.tree_map(lambda a, b: jnp.where(active.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), new, old)
+
+    return epoch_seeds, holdout_seeds, take_seeds, freeze
+
+
+@jax.jit
+def split_seeds(keys):
+    """``keys [N, 2] -> (kept [N, 2], sub [N, 2])``: each run's ``key, sub = jax.random.split(key)``
+    (used by every seeds-batched loop: :func:`fit_seeds`, ``algorithms/sac_seeds.py``)."""
+    both = jax.vmap(jax.random.split)(keys)  # [N, 2, 2]
+    return both[:, 0], both[:, 1]

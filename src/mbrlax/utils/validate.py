@@ -115,6 +115,25 @@ def check_seed(cfg: Any, field: str = "seed") -> None:
     check_range(cfg, field, ge=0, le=MAX_SEED)
 
 
+def check_seeds(cfg, field: str = "seeds") -> None:
+    """``cfg.<field>`` (the seeds of a seeds-batched run: ``mbrlax train pets-seeds``/``sac-seeds``) is a
+    non-empty tuple of distinct seeds, each one :func:`check_seed` accepts."""
+    seeds = getattr(cfg, field)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{setting(cfg, field)} must be distinct and non-empty, got {seeds}")
+    check_seed(cfg, field)
+
+
+def check_seeds_config(cfg, single_command: str) -> None:
+    """A seeds-batched config (``mbrlax train pets-seeds``/``sac-seeds``): its ``seeds`` made a tuple of ints
+    and checked (:func:`check_seeds`), and ``resume`` refused with how to continue one seed instead."""
+    object.__setattr__(cfg, "seeds", tuple(int(s) for s in cfg.seeds))
+    check_seeds(cfg)
+    if cfg.resume:
+        raise ConfigError(f"{setting(cfg, 'resume')} is not supported: continue one seed with "
+                          f"`{single_command} --seed K --out OUT/seedK --resume`")
+
+
 def check_env(env_id: str) -> None:
     """Make the env once (and close it) so a rejected id or action space fails before a run writes anything.
 
