@@ -15,7 +15,13 @@ pddm+cem           light PETS's planner: CEM, N 200, 20 elites, 4 iterations, al
 pddm+horizon20     light PETS's horizon, 20 (MPPI kept)
 pets-light         every part swapped: light PETS on the environment's reward alone (no pitch
                    prior), ``presets.pets_light_without_prior``
+pets-light+pddm-*  the reverse: light PETS with one part of PDDM's (``model``: its 3
+                   deterministic 2x250 members and mean propagation; ``fit``; ``mppi``: its
+                   planner, H 20 kept; ``horizon7``)
 =================  ===========================================================================
+
+The forward arms ask which single part of PETS rescues PDDM; the reverse ones which single part of
+PDDM breaks PETS.
 
 Arms advance round-robin, ``--chunk`` MPC episodes at a time, each resumed from its checkpoint, so
 the script can be killed and rerun (across sessions) and all arms stay at about the same step. Each
@@ -53,6 +59,10 @@ def _arms() -> dict[str, MPCLoopConfig]:
         "pddm+cem": dataclasses.replace(pddm, planner=dataclasses.replace(pets.planner, horizon=pddm.planner.horizon)),
         "pddm+horizon20": dataclasses.replace(pddm, planner=dataclasses.replace(pddm.planner, horizon=pets.planner.horizon)),
         "pets-light": pets,
+        "pets-light+pddm-model": dataclasses.replace(pets, model=pddm.model, objective=pddm.objective),
+        "pets-light+pddm-fit": dataclasses.replace(pets, trainer=pddm.trainer),
+        "pets-light+pddm-mppi": dataclasses.replace(pets, planner=dataclasses.replace(pddm.planner, horizon=pets.planner.horizon)),
+        "pets-light+pddm-horizon7": dataclasses.replace(pets, planner=dataclasses.replace(pets.planner, horizon=pddm.planner.horizon)),
     }
 
 

@@ -4,7 +4,7 @@ The objective a planner sees is the same function ``(key, actions[N, H, A]) -> r
 a state-space model (:mod:`mbrlax.agents.objective`): the planner never learns that the model
 behind it works on camera frames. The current frames are encoded once per plan; each candidate
 action sequence is then scored by the latent model's predicted rewards along its open-loop latent
-rollout, so a plan costs only MLP steps (``benchmarks/pixels.py``: a latent rollout runs at ~75 %
+rollout, so a plan costs only MLP steps (``benchmarks/pixels.py``: a latent rollout runs at 54-75 %
 of the machine's matmul rate).
 """
 
