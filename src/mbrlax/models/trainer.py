@@ -409,14 +409,11 @@ def _train(model, state: ModelState, last_good: ModelState, key: jax.Array, cfg:
                                         "last good parameters kept in .last_good", last_good=good)
         state = state.replace(params=params)
         mse = np.asarray(eval_fn(state))
-        with np.errstate(invalid="ignore"):  # inf / inf on the first epoch
-            gain = (best - mse) / np.maximum(np.abs(best), 1e-12)
-        improved = np.isfinite(mse) & (np.isinf(best) | (gain > cfg.improvement_threshold))
+        improved = _improved_members(best, mse, cfg.improvement_threshold)
         best_params = _take_members(improved, params, best_params)
         best = np.where(improved, mse, best)
         since_improved = 0 if improved.any() else since_improved + 1
-        history.append({"epoch": ep, "train_loss": train_loss, "holdout_mse": float(np.mean(mse)),
-                        "holdout_mse_best": float(np.mean(best)), "seconds": time.time() - start})
+        history.append(_history_row(ep, train_loss, mse, best, time.time() - start))
         bar.set_postfix(train=f"{train_loss:.3f}", holdout=f"{np.mean(mse):.4f}")
         if since_improved >= cfg.patience or (cfg.max_seconds and time.time() - start > cfg.max_seconds):
             break
@@ -424,6 +421,20 @@ def _train(model, state: ModelState, last_good: ModelState, key: jax.Array, cfg:
     if not history:
         return FitResult(last_good, history, best, opt_state_in)
     return FitResult(_with_best(model, state, best_params, best), history, best, opt_state)
+
+
+def _improved_members(best: np.ndarray, mse: np.ndarray, threshold: float) -> np.ndarray:
+    """Which members' holdout error ``mse [..., E]`` beats their best so far ``best [..., E]`` (inf: none
+    yet) by more than the relative ``threshold``: the early-stopping rule of :func:`fit` and :func:`fit_seeds`."""
+    with np.errstate(invalid="ignore"):  # inf / inf on the first epoch
+        gain = (best - mse) / np.maximum(np.abs(best), 1e-12)
+    return np.isfinite(mse) & (np.isinf(best) | (gain > threshold))
+
+
+def _history_row(epoch: int, train_loss: float, mse: np.ndarray, best: np.ndarray, seconds: float) -> dict:
+    """One epoch's row of a fit's history (members' holdout errors ``mse``/``best [E]`` averaged)."""
+    return {"epoch": epoch, "train_loss": float(train_loss), "holdout_mse": float(np.mean(mse)),
+            "holdout_mse_best": float(np.mean(best)), "seconds": seconds}
 
 
 def _take_members(mask: np.ndarray, new: dict, old: dict) -> dict:
@@ -496,16 +507,13 @@ def fit_seeds(model: DynamicsModel, states: list[ModelState], datas: list[Batch]
         params, opt_state = freeze_fn(active, (params, opt_state), (state.params, opt_state_before))
         state = state.replace(params=params)
         mse = np.asarray(holdout_fn(state, xh, yh, wh))  # [N, E]
-        with np.errstate(invalid="ignore"):  # inf / inf on the first epoch
-            gain = (best - mse) / np.maximum(np.abs(best), 1e-12)
-        improved = active[:, None] & np.isfinite(mse) & (np.isinf(best) | (gain > cfg.improvement_threshold))
+        improved = active[:, None] & _improved_members(best, mse, cfg.improvement_threshold)
         best_params = take_fn(improved, params, best_params)
         best = np.where(improved, mse, best)
         seconds = time.time() - start
         for i in np.flatnonzero(active):
             since_improved[i] = 0 if improved[i].any() else since_improved[i] + 1
-            histories[i].append({"epoch": ep, "train_loss": float(train_loss[i]), "holdout_mse": float(np.mean(mse[i])),
-                                 "holdout_mse_best": float(np.mean(best[i])), "seconds": seconds})
+            histories[i].append(_history_row(ep, train_loss[i], mse[i], best[i], seconds))
         active &= ~((since_improved >= cfg.patience) | bool(cfg.max_seconds and seconds > cfg.max_seconds))
         if not active.any():
             break
