@@ -17,11 +17,13 @@ Import this module before anything imports JAX's backend: it calls
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import platform
 import statistics
 import time
+from pathlib import Path
 from typing import Callable
 
 from mbrlax.utils.sharding import request_host_devices
@@ -152,3 +154,27 @@ def print_table(title: str, header: list[str], rows: list[list]) -> None:
     print("  ".join("-" * w for w in widths))
     for r in rows:
         print(line.format(*(str(c) for c in r)))
+
+
+def metrics_rows(out: str | Path) -> list[dict]:
+    """A run folder's metrics.csv rows (as csv reads them: strings); [] before its first row is written."""
+    path = Path(out) / "metrics.csv"
+    if not path.is_file():
+        return []
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def round_robin(runs: list[tuple[Path, int, Callable[[int], object]]], chunk: int, after_chunk: Callable[[], None]) -> None:
+    """Advance resumable MPC-style runs in turn, ``chunk`` MPC episodes at a time, until each has its budget,
+    so that a benchmark stopped at any point has comparable curves. ``runs``: (run folder, MPC episodes
+    wanted, ``start(iterations)`` that runs it, resuming, to that many); ``after_chunk`` after each turn."""
+    advanced = True
+    while advanced:
+        advanced = False
+        for out, budget, start in runs:
+            done = sum(r["policy"] == "mpc" for r in metrics_rows(out))
+            if done < budget:
+                start(min(done + chunk, budget))
+                advanced = True
+                after_chunk()

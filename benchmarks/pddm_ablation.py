@@ -33,8 +33,8 @@ of each arm's last 5 episodes, seconds per episode and per plan, the load averag
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
+import functools
 import sys
 from pathlib import Path
 
@@ -66,19 +66,11 @@ def _arms() -> dict[str, MPCLoopConfig]:
     }
 
 
-def _rows(out: Path) -> list[dict]:
-    path = out / "metrics.csv"
-    if not path.exists():
-        return []
-    with open(path) as f:
-        return list(csv.DictReader(f))
-
-
 def summarise(root: Path, seed: int) -> dict:
     """Per arm: returns per MPC episode, the median of the last 5, seconds per episode and per plan."""
     arms = {}
     for arm in _arms():
-        rows = [r for r in _rows(root / arm / f"seed{seed}") if r["policy"] == "mpc"]
+        rows = [r for r in common.metrics_rows(root / arm / f"seed{seed}") if r["policy"] == "mpc"]
         returns = [round(float(r["return"]), 1) for r in rows]
         arms[arm] = {
             "returns": returns,
@@ -121,22 +113,18 @@ def main() -> None:
     parser.add_argument("--report", action="store_true", help="only summarise the run folders as they are")
     args = parser.parse_args()
     root, arms = Path(args.root), _arms()
-    while not args.report:
-        advanced = False
-        for arm in args.arms:
-            out = root / arm / f"seed{args.seed}"
-            done = sum(r["policy"] == "mpc" for r in _rows(out))
-            if done >= args.episodes:
-                continue
-            cfg = dataclasses.replace(arms[arm], seed=args.seed, out=str(out), resume=True, video=False,
-                                      episode_steps=1000, iterations=min(done + args.chunk, args.episodes))
-            run(cfg)
-            advanced = True
-            result = summarise(root, args.seed)
-            common.save("pddm_ablation.json", result)
-            plot(result, Path(common.RESULTS_DIR) / "pddm_ablation.png")
-        if not advanced:
-            break
+    def start(arm: str, iterations: int) -> None:
+        run(dataclasses.replace(arms[arm], seed=args.seed, out=str(root / arm / f"seed{args.seed}"), resume=True,
+                                video=False, episode_steps=1000, iterations=iterations))
+
+    def after_chunk() -> None:
+        result = summarise(root, args.seed)
+        common.save("pddm_ablation.json", result)
+        plot(result, Path(common.RESULTS_DIR) / "pddm_ablation.png")
+
+    if not args.report:
+        common.round_robin([(root / arm / f"seed{args.seed}", args.episodes, functools.partial(start, arm))
+                            for arm in args.arms], args.chunk, after_chunk)
     result = summarise(root, args.seed)
     print(common.save("pddm_ablation.json", result))
     plot(result, Path(common.RESULTS_DIR) / "pddm_ablation.png")

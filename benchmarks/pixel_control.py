@@ -16,7 +16,6 @@ average and the CPU.
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import functools
 import os
@@ -32,13 +31,6 @@ from mbrlax.algorithms.latent_loop import latent_preset, run  # noqa: E402
 from mbrlax.envs import resolve_env_id  # noqa: E402
 
 TARGETS = {"mbrlax/CartpoleSwingup-v0": (150.0, 30), "InvertedPendulum-v5": (1000.0, 10)}
-
-
-def _rows(out: Path) -> list[dict]:
-    if not (out / "metrics.csv").is_file():
-        return []
-    with open(out / "metrics.csv") as f:
-        return list(csv.DictReader(f))
 
 
 @functools.lru_cache(maxsize=None)
@@ -65,7 +57,7 @@ def summarise(root: Path, envs: list[str], seeds: list[int]) -> dict:
     """The figures of every run folder under ``root`` (whatever each has got to)."""
     result = {"machine": common.machine_info(), "load_average": os.getloadavg(), "envs": {}}
     for env in envs:
-        runs = {s: _rows(root / env / f"seed{s}") for s in seeds}
+        runs = {s: common.metrics_rows(root / env / f"seed{s}") for s in seeds}
         returns = {s: [float(r["return"]) for r in rows if r["policy"] == "mpc"] for s, rows in runs.items()}
         random = [float(r["return"]) for rows in runs.values() for r in rows if r["policy"] == "random"]
         n = max((len(v) for v in returns.values()), default=0)
@@ -125,23 +117,18 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(args.root)
     budget = {env: args.episodes or TARGETS.get(resolve_env_id(env), (0, 30))[1] for env in args.envs}
-    while not args.report:
-        advanced = False
-        for env in args.envs:
-            for seed in args.seeds:
-                out = root / env / f"seed{seed}"
-                done = sum(r["policy"] == "mpc" for r in _rows(out))
-                if done >= budget[env]:
-                    continue
-                cfg = dataclasses.replace(latent_preset(env), seed=seed, out=str(out), resume=True,
-                                          iterations=min(done + args.chunk, budget[env]))
-                run(cfg)
-                advanced = True
-                result = summarise(root, args.envs, args.seeds)
-                print(common.save("pixel_control.json", result))
-                plot(result, Path("benchmarks/results/pixel_control.png"))
-        if not advanced:
-            break
+    def start(env: str, seed: int, iterations: int) -> None:
+        run(dataclasses.replace(latent_preset(env), seed=seed, out=str(root / env / f"seed{seed}"), resume=True,
+                                iterations=iterations))
+
+    def after_chunk() -> None:
+        result = summarise(root, args.envs, args.seeds)
+        print(common.save("pixel_control.json", result))
+        plot(result, Path("benchmarks/results/pixel_control.png"))
+
+    if not args.report:
+        common.round_robin([(root / env / f"seed{seed}", budget[env], functools.partial(start, env, seed))
+                            for env in args.envs for seed in args.seeds], args.chunk, after_chunk)
     result = summarise(root, args.envs, args.seeds)
     print(common.save("pixel_control.json", result))
     plot(result, Path("benchmarks/results/pixel_control.png"))
