@@ -26,6 +26,12 @@ def test_bad_input_is_one_line_without_traceback(args, needle):
     assert len(err_lines) == 1 and needle in err_lines[0]
 
 
+def test_python_dash_m_mbrlax_is_the_command():
+    """``python -m mbrlax`` works where the ``mbrlax`` script is not on PATH, exit status included."""
+    proc = subprocess.run([sys.executable, "-m", "mbrlax", "frobnicate"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "unknown command 'frobnicate'" in proc.stderr
+
+
 def test_unknown_command_is_named(capsys):
     assert main(["frobnicate"]) == 2
     assert capsys.readouterr().err.startswith("mbrlax: error: unknown command 'frobnicate'")

@@ -53,6 +53,8 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
                               "Light PETS for several seeds in one process (fits and plans vmapped over a seed axis), one run folder per seed."),
     ("train", "mbpo"): ("mbrlax.algorithms.mbpo:MBPOConfig:run:mbrlax.algorithms.mbpo.mbpo_preset",
                         "MBPO (Janner et al. 2019): SAC on short rollouts of a learned ensemble."),
+    ("train", "mbpo-seeds"): ("mbrlax.algorithms.mbpo_seeds:MBPOSeedsConfig:run:mbrlax.algorithms.mbpo_seeds.mbpo_seeds_preset",
+                              "MBPO for several seeds in one process (fits, rollouts and SAC updates vmapped over a seed axis), one run folder per seed."),
     ("demo", "maze"): ("mbrlax.demos.maze:MazeDemoConfig:run", "Coverage and model fidelity in the point maze."),
     ("demo", "cliff"): ("mbrlax.demos.cliff:CliffDemoConfig:run",
                         "Distribution mismatch on the cliff, and data aggregation."),

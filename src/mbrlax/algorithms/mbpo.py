@@ -34,6 +34,10 @@ layout. The model trainer's Adam state is not kept: the loop passes no ``opt_sta
 and there is none to save. MBPO's reference keeps it; continuing it left the fitted models no better
 (``benchmarks/refit.py``).
 
+Several seeds in one process (``mbrlax train mbpo-seeds``, :mod:`~mbrlax.algorithms.mbpo_seeds`) run this
+loop's pieces batched: :func:`make_parts`, :func:`init_states`, one :class:`HostRun` per seed (env, buffers,
+NumPy generator, counters, logger and checkpoints, exactly the single run's), :func:`fit_stats`.
+
 Presets (:func:`mbpo_preset`) are the paper's per-environment settings from its released
 configs (github.com/jannerm/mbpo, ``examples/config/*/0.py``), for the v5 envs.
 
@@ -52,7 +56,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -68,7 +72,7 @@ from mbrlax.envs.task import Task
 from mbrlax.errors import ConfigError, DataError, TrainingDivergedError
 from mbrlax.models.config import ModelConfig
 from mbrlax.models.propagation import PROPAGATIONS
-from mbrlax.models.trainer import TrainerConfig, fit
+from mbrlax.models.trainer import FitResult, TrainerConfig, fit
 from mbrlax.utils.checkpoint import (POINTER, check_same_policy_input, clear_checkpoint, find_checkpoint, load_pytree,
                                      save_checkpoint)
 from mbrlax.utils.plots import plot_learning_curve
@@ -275,11 +279,18 @@ def evaluate_policy(learner: PolicyLearner, state, envs: list, seed: int) -> np.
     Env ``i`` resets with ``seed + i``; one ``act`` call per step serves every env (finished ones
     are padded with their last observation, so the batch shape never changes).
     """
-    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
-    returns, done = np.zeros(len(envs)), np.zeros(len(envs), bool)
     key = jax.random.PRNGKey(0)  # unused by a deterministic policy
+    return evaluate_lockstep(lambda obs: learner.act(state, obs, key, deterministic=True), envs,
+                             [seed + i for i in range(len(envs))])
+
+
+def evaluate_lockstep(act, envs: list, reset_seeds: list[int]) -> np.ndarray:
+    """Returns ``[M]`` of one episode per env, env ``i`` reset with ``reset_seeds[i]``, all stepped in
+    lockstep by ``act(obs [M, D] float32) -> actions [M, A]`` (finished envs padded with their last obs)."""
+    obs = np.stack([env.reset(seed=s)[0] for env, s in zip(envs, reset_seeds)])
+    returns, done = np.zeros(len(envs)), np.zeros(len(envs), bool)
     while not done.all():
-        actions = np.asarray(learner.act(state, obs.astype(np.float32), key, deterministic=True))
+        actions = np.asarray(act(obs.astype(np.float32)))
         for i, env in enumerate(envs):
             if done[i]:
                 continue
@@ -315,7 +326,7 @@ def _load_checkpoint(out: Path, learner_template, model_template, real_capacity:
 
 # ------------------------------------------------------------------------------------ the loop
 @contextmanager
-def _timed(times: dict, phase: str):
+def timed(times: dict, phase: str):
     """Add the wall-clock seconds of the block to ``times[phase]``."""
     t0 = time.perf_counter()
     try:
@@ -324,15 +335,20 @@ def _timed(times: dict, phase: str):
         times[phase] += time.perf_counter() - t0
 
 
-def _fit_model(model, state, real: ReplayBuffer, key, trainer: TrainerConfig):
+def fit_on_real(model, state, real: ReplayBuffer, key, trainer: TrainerConfig):
     """Fit the ensemble on every real transition; ``(state, stats)``. A diverged fit keeps its best weights."""
     try:
         result = fit(model, state, real.all(), key, trainer)
     except TrainingDivergedError as e:  # a long run goes on with the last good weights
         warnings.warn(f"model fit diverged ({e}); keeping the last good weights", stacklevel=2)
         return e.last_good, {}
+    return result.state, fit_stats(model, result)
+
+
+def fit_stats(model, result: FitResult) -> dict:
+    """The metrics.csv columns of one model fit."""
     best = np.sort(result.holdout_mse)
-    return result.state, {
+    return {
         "model_train_loss": result.history[-1]["train_loss"] if result.history else float("nan"),
         "model_holdout_mse": float(best.mean()),
         "model_elite_holdout_mse": float(best[: model.num_elites].mean()),
@@ -350,15 +366,23 @@ def default_learner(task: Task | None, obs_dim: int, act_dim: int, low: np.ndarr
     return SAC(obs_dim, act_dim, low, high, sac), "raw"
 
 
-def run(cfg: MBPOConfig, learner: PolicyLearner | None = None) -> dict[str, Any]:
-    """Train with MBPO; returns the summary also written to ``out/results.json``.
+class Parts(NamedTuple):
+    """What every seed of an MBPO run shares: the env's task and shapes, the learner, the model and its rollout."""
 
-    ``learner``: any :class:`PolicyLearner` sized for the env's raw observations (default: ``SAC``
-    with ``cfg.sac`` on the task's ``policy_features``).
-    """
-    out = Path(cfg.out)
-    env = make_env(cfg.env, seed=cfg.seed)
-    eval_envs = [make_env(cfg.env) for _ in range(cfg.eval_episodes)]
+    task: Task | None
+    low: np.ndarray  # [A] action bounds
+    high: np.ndarray  # [A]
+    obs_dim: int
+    act_dim: int
+    learner: PolicyLearner
+    policy_input: str  # the learner's input tag, checked on resume
+    batch_size: int  # policy batch size
+    model: Any  # DynamicsModel
+    rollout_fn: Any  # make_branched_rollout's jitted function
+
+
+def make_parts(cfg: MBPOConfig, env, learner: PolicyLearner | None = None) -> Parts:
+    """The learner (default: :func:`default_learner`), model and rollout function for ``cfg`` on ``env``."""
     task = get_task(cfg.env)
     low, high = action_bounds(env)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
@@ -372,72 +396,189 @@ def run(cfg: MBPOConfig, learner: PolicyLearner | None = None) -> dict[str, Any]
     model = dataclasses.replace(cfg.model, predict_reward=True).build_for_task(obs_dim, act_dim, task)
     rollout_fn = make_branched_rollout(model, learner, task, learned_reward=cfg.learned_reward,
                                        propagation=cfg.propagation)
+    return Parts(task, low, high, obs_dim, act_dim, learner, policy_input, batch_size, model, rollout_fn)
+
+
+def init_states(parts: Parts, seed: int):
+    """``(key, learner_state, model_state)`` of a fresh run with ``seed``."""
+    key = jax.random.PRNGKey(seed)
+    key, k_learner, k_model = jax.random.split(key, 3)
+    return key, parts.learner.init(k_learner), parts.model.init(k_model)
+
+
+def total_steps(cfg: MBPOConfig) -> int:
+    """Env steps of the whole run: the initial exploration and every epoch."""
+    return cfg.init_steps + cfg.epochs * cfg.epoch_length
+
+
+class HostRun:
+    """One run's host side: its real env (episode in progress), real and model buffers, NumPy generator,
+    loop counters (checkpointed as loop.json) and logger. :func:`run` has one; ``mbpo_seeds.run`` one per seed."""
+
+    def __init__(self, cfg: MBPOConfig, env, parts: Parts):
+        self.cfg, self.out = cfg, Path(cfg.out)
+        self.real = ReplayBuffer(min(cfg.buffer_capacity, total_steps(cfg)), parts.obs_dim, parts.act_dim)
+        k = rollout_length(cfg.rollout_schedule, 0)
+        self.model_buf = ModelBuffer(model_buffer_capacity(cfg, k), parts.obs_dim, parts.act_dim)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.loop: dict[str, Any] = {"env_id": resolve_env_id(cfg.env), "policy_input": parts.policy_input, "epoch": 0,
+                                     "env_steps": 0, "updates": 0, "model_fits": 0, "train_returns": [],
+                                     "eval_returns": [], "time_s": {p: 0.0 for p in PHASES}}
+        self.episode = _Episode(env, cfg.seed)
+        self.logger: RunLogger | None = None
+
+    def start_logging(self, resumed: bool) -> None:
+        """Open the run folder's logger; on resume, rows after the checkpoint's (one per evaluation) belong
+        to the lost stretch: dropped, and their TensorBoard events hidden."""
+        self.logger = RunLogger(self.out, self.cfg, resume=resumed,
+                                keep_rows=len(self.loop["eval_returns"]) if resumed else None)
+
+    def env_step(self, action) -> None:
+        """One real step with ``action [A]``, stored in the real buffer."""
+        obs, action, reward, next_obs, terminated, truncated, finished = self.episode.step(action)
+        self.real.add(obs, action, reward, next_obs, terminated, truncated)
+        self.loop["env_steps"] += 1
+        if finished is not None:
+            self.loop["train_returns"] = (self.loop["train_returns"] + [finished])[-100:]
+
+    def explore(self, low: np.ndarray, high: np.ndarray) -> int:
+        """Uniformly random steps until ``init_steps``; returns how many were taken."""
+        n = 0
+        while self.loop["env_steps"] < self.cfg.init_steps:
+            self.env_step(self.rng.uniform(low, high).astype(np.float32))
+            n += 1
+        return n
+
+    def start_epoch(self, epoch: int) -> int:
+        """The epoch's rollout length k; the model buffer is reallocated when k changes its capacity (as MBPO's pool)."""
+        k = rollout_length(self.cfg.rollout_schedule, epoch)
+        capacity = model_buffer_capacity(self.cfg, k)
+        if capacity != self.model_buf.capacity:
+            self.model_buf = self.model_buf.resized(capacity)
+        return k
+
+    def rollout_starts(self) -> np.ndarray:
+        """``[rollout_batch_size, D]`` real states to branch rollouts from."""
+        return self.real.sample(self.cfg.rollout_batch_size, self.rng).obs
+
+    def add_rollouts(self, batch) -> dict:
+        """Store a rollout batch's valid transitions; its metrics.csv stats."""
+        added = self.model_buf.add_rollouts(batch)
+        reward = np.asarray(batch.reward)[np.asarray(batch.valid)]
+        return {"rollout_transitions": added, "rollout_reward": float(reward.mean()) if added else float("nan")}
+
+    def policy_batches(self, batch_size: int) -> TrainBatch:
+        """``updates_per_step`` mixed policy batches ``[G, B, ...]`` (all real when the model is off)."""
+        return mixed_batches(self.real, self.model_buf, self.cfg.updates_per_step, batch_size, self.cfg.real_ratio,
+                             self.rng)
+
+    def checkpoint(self, epoch: int, key, learner_state, model_state) -> None:
+        """Checkpoint (if enabled) with the run's loop key ``key``."""
+        if self.cfg.checkpoint:
+            self.loop.update(np_rng=self.rng.bit_generator.state, jax_key=np.asarray(key).tolist(),
+                             episode=self.episode.state_dict())
+            _save_checkpoint(self.out, epoch, learner_state, model_state, self.real, self.model_buf, self.loop)
+
+    def log_epoch(self, epoch: int, k: int, returns: np.ndarray, fits: list[dict], rollouts: list[dict],
+                  means: dict, times: dict) -> dict:
+        """Count epoch ``epoch`` done and log its metrics.csv row (evaluation ``returns [E]``, fit and rollout
+        stats, the policy learner's ``means``, the phases' seconds ``times``); returns the row."""
+        loop, clock = self.loop, self.loop["time_s"]
+        for p in PHASES:
+            clock[p] += times[p]
+        loop["epoch"] = epoch + 1
+        loop["eval_returns"].append([loop["env_steps"], float(returns.mean())])
+        recent = loop["train_returns"][-10:]
+        row = {"epoch": epoch + 1, "env_steps": loop["env_steps"], "return": float(returns.mean()),
+               "return_std": float(returns.std()), "train_return": float(np.mean(recent)) if recent else float("nan"),
+               "rollout_length": k, "model_buffer_size": len(self.model_buf), "updates": loop["updates"]}
+        for stats in (fits, rollouts):
+            for name in dict.fromkeys(n for s in stats for n in s):
+                row[name] = float(np.nanmean([s[name] for s in stats if name in s]))
+        row.update(means)
+        row.update({f"time_{p}_s": round(times[p], 3) for p in PHASES})
+        row["time_epoch_s"] = round(sum(times.values()), 3)
+        row["time_s"] = round(sum(clock.values()), 2)
+        self.logger.log(row)
+        return row
+
+    def finish(self) -> dict[str, Any]:
+        """Plot the learning curve, write results.json and close the logger; returns the summary."""
+        cfg, loop, out = self.cfg, self.loop, self.out
+        plot_learning_curve(self.logger.rows, out / "learning_curve.png", x="env_steps", y="return",
+                            title=f"MBPO on {resolve_env_id(cfg.env)}")
+        evals = loop["eval_returns"]
+        results = {
+            "env_id": resolve_env_id(cfg.env),
+            "seed": cfg.seed,
+            "epochs": loop["epoch"],
+            "env_steps": loop["env_steps"],
+            "updates": loop["updates"],
+            "final_return": evals[-1][1] if evals else None,
+            "best_return": max(r for _, r in evals) if evals else None,
+            "eval_returns": evals,
+            "time_s": {p: round(v, 2) for p, v in loop["time_s"].items()},
+            "out_dir": str(out),
+        }
+        self.logger.write_json("results.json", results)
+        self.logger.close()
+        return results
+
+
+def policy_means(policy_metrics: list[dict]) -> dict[str, float]:
+    """Each learner metric's mean over an epoch's update calls (``policy_metrics``: one dict of scalars per call)."""
+    return {name: float(np.mean(np.stack([np.asarray(m[name]) for m in policy_metrics])))
+            for name in policy_metrics[0]}
+
+
+def run(cfg: MBPOConfig, learner: PolicyLearner | None = None) -> dict[str, Any]:
+    """Train with MBPO; returns the summary also written to ``out/results.json``.
+
+    ``learner``: any :class:`PolicyLearner` sized for the env's raw observations (default: ``SAC``
+    with ``cfg.sac`` on the task's ``policy_features``).
+    """
+    out = Path(cfg.out)
+    env = make_env(cfg.env, seed=cfg.seed)
+    eval_envs = [make_env(cfg.env) for _ in range(cfg.eval_episodes)]
+    parts = make_parts(cfg, env, learner)
+    learner, model, rollout_fn = parts.learner, parts.model, parts.rollout_fn
     use_model = cfg.real_ratio < 1.0
-    total_steps = cfg.init_steps + cfg.epochs * cfg.epoch_length
 
     # ---- fresh state, or the checkpoint's
-    key = jax.random.PRNGKey(cfg.seed)
-    key, k_learner, k_model = jax.random.split(key, 3)
-    learner_state, model_state = learner.init(k_learner), model.init(k_model)
-    real = ReplayBuffer(min(cfg.buffer_capacity, total_steps), obs_dim, act_dim)
-    k = rollout_length(cfg.rollout_schedule, 0)
-    model_buf = ModelBuffer(model_buffer_capacity(cfg, k), obs_dim, act_dim)
-    rng = np.random.default_rng(cfg.seed)
-    loop: dict[str, Any] = {"env_id": resolve_env_id(cfg.env), "policy_input": policy_input, "epoch": 0, "env_steps": 0, "updates": 0,
-                            "model_fits": 0, "train_returns": [], "eval_returns": [],
-                            "time_s": {p: 0.0 for p in PHASES}}
-    episode = _Episode(env, cfg.seed)
+    key, learner_state, model_state = init_states(parts, cfg.seed)
+    host = HostRun(cfg, env, parts)
     resume = cfg.resume and check_resume(out, POINTER)
-    restored = _load_checkpoint(out, learner_state, model_state, real.capacity) if resume else None
+    restored = _load_checkpoint(out, learner_state, model_state, host.real.capacity) if resume else None
     if restored is not None:
-        learner_state, model_state, real, model_buf, loop = restored
+        learner_state, model_state, host.real, host.model_buf, host.loop = restored
+        loop = host.loop
         if loop["env_id"] != resolve_env_id(cfg.env):
             raise ConfigError(f"checkpoint in {out} is for {loop['env_id']}, not {cfg.env}")
-        check_same_policy_input(loop, policy_input, str(out))
-        real.check_compatible(obs_dim, act_dim, "checkpoint real buffer")
-        model_buf_dims = (model_buf.obs_dim, model_buf.act_dim)
-        if model_buf_dims != (obs_dim, act_dim):
-            raise DataError(f"checkpoint model buffer has dims {model_buf_dims}, env has {(obs_dim, act_dim)}")
-        rng.bit_generator.state = loop["np_rng"]
+        check_same_policy_input(loop, parts.policy_input, str(out))
+        host.real.check_compatible(parts.obs_dim, parts.act_dim, "checkpoint real buffer")
+        model_buf_dims = (host.model_buf.obs_dim, host.model_buf.act_dim)
+        if model_buf_dims != (parts.obs_dim, parts.act_dim):
+            raise DataError(f"checkpoint model buffer has dims {model_buf_dims}, env has {(parts.obs_dim, parts.act_dim)}")
+        host.rng.bit_generator.state = loop["np_rng"]
         key = jnp.asarray(np.asarray(loop["jax_key"], np.uint32))
-        episode.restore(loop["episode"])
+        host.episode.restore(loop["episode"])
     else:
-        episode.reset()
+        host.episode.reset()
         clear_checkpoint(out)  # a new run: an earlier run's checkpoint must not meet this one's
-    # on resume, rows after the checkpoint's (one per evaluation) belong to the lost stretch: dropped,
-    # and their TensorBoard events hidden
-    logger = RunLogger(out, cfg, resume=restored is not None,
-                       keep_rows=len(loop["eval_returns"]) if restored is not None else None)
-    clock = loop["time_s"]
-    bar = tqdm(total=total_steps, initial=loop["env_steps"], disable=not cfg.progress, unit="step",
+    host.start_logging(resumed=restored is not None)
+    loop = host.loop
+    bar = tqdm(total=total_steps(cfg), initial=loop["env_steps"], disable=not cfg.progress, unit="step",
                desc=f"mbpo {cfg.env}", dynamic_ncols=True)
-
-    def env_step(action):
-        obs, action, reward, next_obs, terminated, truncated, finished = episode.step(action)
-        real.add(obs, action, reward, next_obs, terminated, truncated)
-        loop["env_steps"] += 1
-        bar.update(1)
-        if finished is not None:
-            loop["train_returns"] = (loop["train_returns"] + [finished])[-100:]
-
-    def checkpoint(epoch: int):
-        if cfg.checkpoint:
-            loop.update(np_rng=rng.bit_generator.state, jax_key=np.asarray(key).tolist(), episode=episode.state_dict())
-            _save_checkpoint(out, epoch, learner_state, model_state, real, model_buf, loop)
 
     # ---- initial exploration: uniformly random actions
     if restored is None:
-        with _timed(clock, "env"):
-            while loop["env_steps"] < cfg.init_steps:
-                env_step(rng.uniform(low, high).astype(np.float32))
-        checkpoint(0)
+        with timed(loop["time_s"], "env"):
+            bar.update(host.explore(parts.low, parts.high))
+        host.checkpoint(0, key, learner_state, model_state)
 
     for epoch in range(loop["epoch"], cfg.epochs):
         times = {p: 0.0 for p in PHASES}
-        k = rollout_length(cfg.rollout_schedule, epoch)
-        capacity = model_buffer_capacity(cfg, k)
-        if capacity != model_buf.capacity:  # MBPO reallocates its model pool when k changes
-            model_buf = model_buf.resized(capacity)
+        k = host.start_epoch(epoch)
         key, k_act, k_update, k_fit = jax.random.split(key, 4)
         act_keys = np.asarray(jax.random.split(k_act, cfg.epoch_length))
         update_keys = np.asarray(jax.random.split(k_update, cfg.epoch_length))
@@ -446,77 +587,42 @@ def run(cfg: MBPOConfig, learner: PolicyLearner | None = None) -> dict[str, Any]
         for t in range(cfg.epoch_length):
             if use_model and t % cfg.model_train_freq == 0:
                 k_fit_t, k_roll_t = jax.random.split(jax.random.fold_in(k_fit, t))
-                with _timed(times, "model"):  # fit the ensemble on all real data
-                    model_state, stats = _fit_model(model, model_state, real, k_fit_t, cfg.trainer)
+                with timed(times, "model"):  # fit the ensemble on all real data
+                    model_state, stats = fit_on_real(model, model_state, host.real, k_fit_t, cfg.trainer)
                     fit_stats.append(stats)
                     loop["model_fits"] += 1
-                with _timed(times, "rollout"):  # branch k-step rollouts from real states
-                    start = jnp.asarray(real.sample(cfg.rollout_batch_size, rng).obs)
+                with timed(times, "rollout"):  # branch k-step rollouts from real states
+                    start = jnp.asarray(host.rollout_starts())
                     batch = rollout_fn(model_state, learner_state, start, k_roll_t, horizon=k)
-                    added = model_buf.add_rollouts(batch)
-                    reward = np.asarray(batch.reward)[np.asarray(batch.valid)]
-                    rollout_stats.append({"rollout_transitions": added,
-                                          "rollout_reward": float(reward.mean()) if added else float("nan")})
+                    rollout_stats.append(host.add_rollouts(batch))
 
-            with _timed(times, "env"):  # one real step with the stochastic policy
-                obs = episode.obs[None].astype(np.float32)
-                env_step(np.asarray(learner.act(learner_state, obs, act_keys[t]))[0])
+            with timed(times, "env"):  # one real step with the stochastic policy
+                obs = host.episode.obs[None].astype(np.float32)
+                host.env_step(np.asarray(learner.act(learner_state, obs, act_keys[t]))[0])
+                bar.update(1)
 
-            with _timed(times, "policy"):  # G updates on mixed real/model batches, one compiled call
-                batches = mixed_batches(real, model_buf, cfg.updates_per_step, batch_size,
-                                        cfg.real_ratio if use_model else 1.0, rng)
+            with timed(times, "policy"):  # G updates on mixed real/model batches, one compiled call
+                batches = host.policy_batches(parts.batch_size)
                 learner_state, metrics = learner.update_many(learner_state, batches, update_keys[t])
                 jax.block_until_ready(learner_state)
                 policy_metrics.append(metrics)
                 loop["updates"] += cfg.updates_per_step
 
         # ---- evaluate, log, checkpoint
-        with _timed(times, "eval"):
+        with timed(times, "eval"):
             returns = evaluate_policy(learner, learner_state, eval_envs, seed=cfg.seed + 1_000_000)
-        means = {name: float(np.mean(np.stack([np.asarray(m[name]) for m in policy_metrics])))
-                 for name in policy_metrics[0]}
+        means = policy_means(policy_metrics)
         bad = [name for name, v in means.items() if not math.isfinite(v)]
         if bad:
             bar.close()
             raise TrainingDivergedError(f"the policy learner diverged in epoch {epoch} (non-finite {bad}); "
                                         f"the checkpoint in {out} holds the last good state", last_good=None)
-        for p in PHASES:
-            clock[p] += times[p]
-        loop["epoch"] = epoch + 1
-        loop["eval_returns"].append([loop["env_steps"], float(returns.mean())])
-        recent = loop["train_returns"][-10:]
-        row = {"epoch": epoch + 1, "env_steps": loop["env_steps"], "return": float(returns.mean()),
-               "return_std": float(returns.std()), "train_return": float(np.mean(recent)) if recent else float("nan"),
-               "rollout_length": k, "model_buffer_size": len(model_buf), "updates": loop["updates"]}
-        for stats in (fit_stats, rollout_stats):
-            for name in dict.fromkeys(n for s in stats for n in s):
-                row[name] = float(np.nanmean([s[name] for s in stats if name in s]))
-        row.update(means)
-        row.update({f"time_{p}_s": round(times[p], 3) for p in PHASES})
-        row["time_epoch_s"] = round(sum(times.values()), 3)
-        row["time_s"] = round(sum(clock.values()), 2)
-        logger.log(row)
+        row = host.log_epoch(epoch, k, returns, fit_stats, rollout_stats, means, times)
         bar.set_postfix(epoch=epoch + 1, ret=f"{row['return']:.1f}", k=k)
-        checkpoint(epoch + 1)
+        host.checkpoint(epoch + 1, key, learner_state, model_state)
     bar.close()
 
-    plot_learning_curve(logger.rows, out / "learning_curve.png", x="env_steps", y="return",
-                        title=f"MBPO on {resolve_env_id(cfg.env)}")
-    evals = loop["eval_returns"]
-    results = {
-        "env_id": resolve_env_id(cfg.env),
-        "seed": cfg.seed,
-        "epochs": loop["epoch"],
-        "env_steps": loop["env_steps"],
-        "updates": loop["updates"],
-        "final_return": evals[-1][1] if evals else None,
-        "best_return": max(r for _, r in evals) if evals else None,
-        "eval_returns": evals,
-        "time_s": {p: round(v, 2) for p, v in clock.items()},
-        "out_dir": str(out),
-    }
-    logger.write_json("results.json", results)
-    logger.close()
+    results = host.finish()
     for e in [env, *eval_envs]:
         e.close()
     return results

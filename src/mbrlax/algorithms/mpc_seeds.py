@@ -83,17 +83,27 @@ class MPCSeedsConfig(MPCLoopConfig):
 
     def single(self, seed: int) -> MPCLoopConfig:
         """Seed ``seed``'s run as an MPCLoopConfig: the shared settings, ``seed`` and ``out=OUT/seed<seed>``."""
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(MPCLoopConfig)}
-        return MPCLoopConfig(**{**fields, "seed": seed, "out": str(Path(self.out) / f"seed{seed}")})
+        return seed_config(self, MPCLoopConfig, seed)
+
+
+def seed_config(cfg, single_cls: type, seed: int):
+    """Seed ``seed``'s run of the seeds-batched ``cfg`` as the single command's config ``single_cls``: the
+    shared settings, ``seed`` and ``out=OUT/seed<seed>`` (``pets-seeds``, ``mbpo-seeds``)."""
+    fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(single_cls)}
+    return single_cls(**{**fields, "seed": seed, "out": str(Path(cfg.out) / f"seed{seed}")})
+
+
+def seeds_preset(single_cfg, seeds_cls: type):
+    """A single command's preset ``single_cfg`` as the seeds-batched config ``seeds_cls`` (out: ``<its out>-seeds``)."""
+    fields = {f.name: getattr(single_cfg, f.name) for f in dataclasses.fields(single_cfg) if f.name not in ("seed", "out")}
+    return seeds_cls(**fields, out=f"{single_cfg.out}-seeds")
 
 
 def pets_light_seeds_preset(env: str) -> MPCSeedsConfig:
     """``mbrlax train pets``'s light PETS preset for ``env``, for several seeds."""
     from mbrlax.algorithms.presets import pets_light_preset  # presets import mpc_loop
 
-    cfg = pets_light_preset(env)
-    fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(MPCLoopConfig) if f.name not in ("seed", "out")}
-    return MPCSeedsConfig(**fields, out=f"{cfg.out}-seeds")
+    return seeds_preset(pets_light_preset(env), MPCSeedsConfig)
 
 
 def _stack(trees: list):

@@ -1,0 +1,124 @@
+"""Seeds batched in one process (``mbpo_seeds.run``) against the single MBPO run (``mbpo.run``)."""
+
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pytest
+from flax import serialization
+
+from mbrlax.algorithms import mbpo
+from mbrlax.algorithms.mbpo import MBPOConfig
+from mbrlax.algorithms.mbpo_seeds import MBPOSeedsConfig, check_batchable, mbpo_seeds_preset, run
+from mbrlax.cli import main
+from mbrlax.errors import ConfigError
+from mbrlax.models.config import ModelConfig
+from mbrlax.utils.checkpoint import find_checkpoint
+
+from test_mbpo import _tiny
+from test_mpc_seeds import _rows
+
+# test_mbpo's tiny InvertedPendulum run (60 random steps, 2 epochs of 40 steps, G = 2) with two fits per
+# epoch, each followed by 50 rollouts of k = 1 (then 2): its episodes end at different steps in each seed,
+# and k changes the model buffer's size between the epochs
+TINY = {**{f.name: getattr(_tiny("unused", epochs=2), f.name) for f in dataclasses.fields(MBPOConfig)
+           if f.name not in ("seed", "out", "resume")}, "model_train_freq": 20}
+EXACT = ("epoch", "env_steps", "updates", "rollout_length", "model_buffer_size", "model_fit_epochs",
+         "rollout_transitions", "return", "return_std", "train_return")  # counters and env returns: equal as strings
+
+
+def _checkpoint(folder):
+    """A run folder's last checkpoint: its loop.json (without the wall times) and its learner's pytree keys."""
+    pointed, loop = find_checkpoint(folder)
+    learner = serialization.msgpack_restore((pointed / "learner.msgpack").read_bytes())
+    return {k: v for k, v in loop.items() if k != "time_s"}, sorted(learner)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Seeds 0 and 1 batched in ``out/batched``, and seed 1 alone in ``out/single1``; made once."""
+    out = tmp_path_factory.mktemp("mbpo_seeds")
+    batched = run(MBPOSeedsConfig(**TINY, seeds=(0, 1), out=str(out / "batched")))
+    single = mbpo.run(MBPOConfig(**TINY, seed=1, out=str(out / "single1")))
+    return out, batched, single
+
+
+def test_two_seeds_batched_match_the_single_run(runs):
+    """Seed 1's folder is what ``mbrlax train mbpo --seed 1`` writes, with its numbers up to float rounding.
+
+    Not bitwise: ``vmap`` over the seeds turns every matmul of the fits, rollouts and updates into a
+    batched one, which XLA's CPU kernels sum in another order. Everything the host draws (random
+    actions, rollout starts, policy batches, holdout splits, keys) is the same, so counters, episodes and
+    returns agree exactly here and the losses and policy actions to ~2e-7 relative (seen: holdout MSE 5e-8, critic_loss 9e-8,
+    alpha_loss 4e-7, the episode's actions 2e-7; most columns equal). rtol 1e-5 is far below what a wrong key gives: swapping the two seeds' loop keys
+    fails it (seen: the first return 16 against 17), as does swapping their rollout keys.
+    """
+    out, batched, single = runs
+    folder = out / "batched" / "seed1"
+    for name in ("config.json", "metrics.csv", "results.json", "learning_curve.png", "checkpoint.json", "tb"):
+        assert (folder / name).exists(), name
+    config = json.loads((folder / "config.json").read_text())
+    assert (config["seed"], config["out"]) == (1, str(folder))
+    rows_b, rows_s = _rows(folder / "metrics.csv"), _rows(out / "single1" / "metrics.csv")
+    assert list(rows_b[0]) == list(rows_s[0]) and len(rows_b) == len(rows_s) == 2  # same columns, same order
+    for rb, rs in zip(rows_b, rows_s):
+        for col in rs:
+            if col in EXACT:
+                assert rb[col] == rs[col], col
+            elif not col.startswith("time_"):  # the batched run's own wall times
+                np.testing.assert_allclose(float(rb[col]), float(rs[col]), rtol=1e-5, atol=1e-7, err_msg=col)
+    assert set(batched[1]) == set(single) and batched[1]["eval_returns"] == single["eval_returns"]
+    # the checkpoint's keys, generator and counters are the single run's exactly, the learner's pytree has the
+    # same keys, and the episode in progress has the same length (its policy actions agree up to rounding)
+    (loop_b, tree_b), (loop_s, tree_s) = _checkpoint(folder), _checkpoint(out / "single1")
+    assert tree_b == tree_s
+    episode_b, episode_s = loop_b.pop("episode"), loop_s.pop("episode")
+    assert loop_b == loop_s
+    assert (episode_b["index"], episode_b["return"]) == (episode_s["index"], episode_s["return"])
+    for name in ("actions", "obs"):
+        np.testing.assert_allclose(episode_b[name], episode_s[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    assert batched[0]["seed"] == 0 and _rows(out / "batched" / "seed0" / "metrics.csv") != rows_b  # another run
+
+
+def test_a_seed_folder_continues_alone_with_resume(runs, tmp_path):
+    """``mbrlax train mbpo --resume`` continues a seed folder as it continues the single run's folder
+    (copies are resumed: the module's folders stay as the other test reads them)."""
+    out, batched, _ = runs
+    resumed = {}
+    for name, folder in (("batched", out / "batched" / "seed1"), ("single", out / "single1")):
+        shutil.copytree(folder, tmp_path / name)
+        with pytest.warns(UserWarning, match="epochs: 2 -> 3"):
+            resumed[name] = mbpo.run(MBPOConfig(**{**TINY, "epochs": 3}, seed=1, out=str(tmp_path / name), resume=True))
+    more = resumed["batched"]
+    assert (more["epochs"], more["env_steps"], more["updates"]) == (3, 60 + 3 * 40, 3 * 40 * 2)
+    assert _checkpoint(tmp_path / "batched")[0]["model_fits"] == 3 * 2
+    assert more["eval_returns"] == resumed["single"]["eval_returns"]
+    assert more["eval_returns"][:2] == batched[1]["eval_returns"]
+    rows_b, rows_s = _rows(tmp_path / "batched" / "metrics.csv"), _rows(tmp_path / "single" / "metrics.csv")
+    assert [r["epoch"] for r in rows_b] == ["1", "2", "3"]
+    for col in ("critic_loss", "actor_loss", "model_holdout_mse"):  # the resumed epoch
+        np.testing.assert_allclose(float(rows_b[2][col]), float(rows_s[2][col]), rtol=1e-5, err_msg=col)
+    loops = [_checkpoint(tmp_path / name)[0] for name in ("batched", "single")]
+    assert loops[0]["jax_key"] == loops[1]["jax_key"] and loops[0]["np_rng"] == loops[1]["np_rng"]
+
+
+def test_bad_settings_are_one_line_naming_the_flag(tmp_path, capsys):
+    with pytest.raises(ConfigError, match="seeds must be distinct"):
+        MBPOSeedsConfig(seeds=(1, 1))
+    with pytest.raises(ConfigError, match="resume is not supported: continue one seed with `mbrlax train mbpo"):
+        MBPOSeedsConfig(resume=True)
+    cfg = MBPOSeedsConfig(**{**TINY, "model": ModelConfig(predict_termination=True)})
+    with pytest.raises(ConfigError, match="predict_termination is set"):
+        check_batchable(cfg, cfg.model.build_for_task(4, 1, None))
+    with pytest.raises(ConfigError, match="env InvertedPendulum-v5 has no known task"):  # as an env without one
+        check_batchable(MBPOSeedsConfig(**TINY), ModelConfig().build_for_task(4, 1, None))
+    for flags, needle in ((["--seeds", "0", "0"], "--seeds must be distinct"),
+                          (["--resume"], "--resume is not supported"),
+                          (["--env", "Pendulum-v1", "--model.predict-termination"], "--model.predict-termination is set")):
+        assert main(["train", "mbpo-seeds", "--out", str(tmp_path / "cli"), *flags]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("mbrlax: error: ") and needle in lines[0], lines
+    preset = mbpo_seeds_preset("InvertedPendulum-v5")
+    assert (preset.epoch_length, preset.out) == (250, "runs/mbpo-InvertedPendulum-v5-seeds")
+    assert dataclasses.replace(preset, seeds=(3,)).single(3).seed == 3
