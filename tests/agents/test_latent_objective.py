@@ -1,5 +1,7 @@
 """Planning in latent space: the objective encodes the frames once and scores plans by predicted reward."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,6 +35,12 @@ def test_objective_is_the_discounted_predicted_reward_of_the_latent_rollout(setu
             alive *= 1.0 - float(jax.nn.sigmoid(MODEL.termination_logit(params, zn, actions[n, t])))
             zn = MODEL.step(params, zn, actions[n, t])
         np.testing.assert_allclose(returns[n], total, rtol=1e-4, atol=1e-5)
+        if n == 0:  # with a value head: plus discount^H * alive after the last step * V(z_H)
+            valued = dataclasses.replace(MODEL, value_coef=1.0)
+            vparams = {**valued.init(jax.random.PRNGKey(0)), **params}  # same heads, plus a value head
+            with_value = make_latent_objective(valued, discount=0.9)(vparams, frames)(jax.random.PRNGKey(2), actions)
+            np.testing.assert_allclose(with_value[0], total + 0.9**4 * alive * float(valued.value(vparams, zn)),
+                                       rtol=1e-4, atol=1e-5)
     with pytest.raises(ConfigError, match="discount"):
         make_latent_objective(MODEL, discount=0.0)
 

@@ -203,7 +203,8 @@ def planned_vs_achieved(planned: list[tuple[int, float]], rewards: list[float], 
     taking the best of many noisy estimates). Plans whose horizon runs past a time-limit cut are
     skipped; after a termination no reward is due, as in the objective. NaN if no plan qualifies.
     The planned return is the objective's score, so it includes any planning cost or penalty
-    (``ObjectiveConfig.state_cost``, ``uncertainty_penalty``) that the real reward does not."""
+    (``ObjectiveConfig.state_cost``, ``uncertainty_penalty``) or terminal value (a latent model's
+    value head) that the real reward does not."""
     r, w = np.asarray(rewards, np.float64), discount ** np.arange(horizon)
     expected, got = [], []
     for t, p in planned:
