@@ -20,6 +20,10 @@ PETS cart-pole (the presets in ``mbrlax.algorithms.presets``), cost per environm
 the MPC agent (one plan, closed loop): the paper's settings (population 400, 20 particles,
 horizon 25, 5 iterations, ensemble 5 x (3 x 200), TS-inf) and the light default (population
 200, 5 particles, horizon 20, 4 iterations, 3 x 128).
+
+PDDM on its hand tasks (issue 22; ``pddm_preset``, the paper's settings): 3 deterministic members
+of 2 x 250, every candidate through all 3 (reward averaged), MPPI horizon 7, one iteration,
+population 700 (Baoding) or 1000 (cube); cost per env step of the MPC agent, as for cart-pole.
 """
 
 from __future__ import annotations
@@ -37,13 +41,14 @@ import numpy as np  # noqa: E402
 
 from mbrlax.agents.mpc import MPCAgent  # noqa: E402
 from mbrlax.agents.objective import ObjectiveConfig, make_objective  # noqa: E402
-from mbrlax.algorithms.presets import pets_light_preset, pets_preset  # noqa: E402
+from mbrlax.algorithms.presets import pddm_preset, pets_light_preset, pets_preset  # noqa: E402
 from mbrlax.envs import get_task  # noqa: E402
 from mbrlax.models.dynamics import DynamicsModel  # noqa: E402
 from mbrlax.models.ensemble import EnsembleConfig  # noqa: E402
 from mbrlax.planning import make_planner  # noqa: E402
 
 OBS, ACT, H = 17, 6, 30
+CARTPOLE = "cartpole-swingup"
 TARGET = 0.5
 
 
@@ -101,28 +106,41 @@ def bench_half_cheetah(probe, repeats: int) -> dict:
     return out
 
 
+def mpc_step(probe, env: str, preset, repeats: int) -> dict:
+    """Cost of one MPC agent step (one plan, closed loop) of ``preset`` on ``env``, against the matmul rate."""
+    task = get_task(env)
+    model = preset.model.build(task.obs_dim, task.act_dim, task=task)
+    planner = preset.planner.build(task.action_low, task.action_high)
+    agent = MPCAgent(planner, model, task, preset.objective, preset.mpc, seed=0)
+    agent.set_model(model.init(jax.random.PRNGKey(0)))
+    obs = np.zeros(task.obs_dim, np.float32)
+    agent.act(obs)  # compile
+    P = preset.objective.num_particles
+    iters = int(agent.last_info["iterations"])
+    flops = planner.population * P * planner.horizon * iters * model.cfg.flops_per_sample()
+    r = common.interleaved(probe, agent.act, (obs,), flops, repeats)
+    r.update(model_flops_per_step=flops, iterations=iters,
+             config=dict(planner=preset.planner.name, population=planner.population, particles=P,
+                         horizon=planner.horizon, iterations=planner.iterations, ensemble=model.cfg.ensemble_size,
+                         hidden=model.cfg.hidden, depth=model.cfg.depth, propagation=preset.objective.propagation,
+                         obs_dim=task.obs_dim, act_dim=task.act_dim))
+    return r
+
+
 def bench_cartpole(probe, repeats: int) -> dict:
     out = {}
-    env = "cartpole-swingup"
-    task = get_task(env)
-    for name, preset, reps in (("PETS full", pets_preset(env), 3), ("light default", pets_light_preset(env), repeats)):
-        model = preset.model.build(task.obs_dim, task.act_dim, task=task)
-        planner = preset.planner.build(task.action_low, task.action_high)
-        agent = MPCAgent(planner, model, task, preset.objective, preset.mpc, seed=0)
-        agent.set_model(model.init(jax.random.PRNGKey(0)))
-        obs = np.zeros(task.obs_dim, np.float32)
-        agent.act(obs)  # compile
-        P = preset.objective.num_particles
-        iters = int(agent.last_info["iterations"])
-        flops = planner.population * P * planner.horizon * iters * model.cfg.flops_per_sample()
-        r = common.interleaved(probe, agent.act, (obs,), flops, reps)
-        r.update(model_flops_per_step=flops, iterations=iters,
-                 config=dict(population=planner.population, particles=P, horizon=planner.horizon,
-                             iterations=planner.iterations, ensemble=model.cfg.ensemble_size,
-                             hidden=model.cfg.hidden, depth=model.cfg.depth,
-                             propagation=preset.objective.propagation))
-        out[name] = r
+    for name, preset, reps in (("PETS full", pets_preset(CARTPOLE), 3), ("light default", pets_light_preset(CARTPOLE), repeats)):
+        out[name] = r = mpc_step(probe, CARTPOLE, preset, reps)
         print(f"  cart-pole {name}: {r['seconds']:.3f} s per env step, {r['fraction']:.0%} of matmul", flush=True)
+    return out
+
+
+def bench_hand(probe, repeats: int) -> dict:
+    """PDDM at the paper's settings on its hand tasks (issue 22): one plan per env step."""
+    out = {}
+    for env in ("baoding", "hand-cube"):
+        out[env] = r = mpc_step(probe, env, pddm_preset(env), repeats)
+        print(f"  {env} PDDM: {r['seconds']:.3f} s per env step, {r['fraction']:.0%} of matmul", flush=True)
     return out
 
 
@@ -134,18 +152,20 @@ def main() -> None:
     probe = common.MatmulProbe()
     hc = bench_half_cheetah(probe, args.repeats)
     cp = bench_cartpole(probe, args.repeats)
-    mm = [r["matmul_flops_per_s"] for r in (*hc.values(), *cp.values())]
+    hand = bench_hand(probe, args.repeats)
+    mm = [r["matmul_flops_per_s"] for r in (*hc.values(), *cp.values(), *hand.values())]
     payload = {"machine": common.machine_info(), "matmul_flops_per_s": float(np.median(mm)),
-               "half_cheetah": hc, "cartpole": cp, "target_fraction": TARGET,
+               "half_cheetah": hc, "cartpole": cp, "hand_pddm": hand, "target_fraction": TARGET,
                "seconds_total": time.time() - t0}
     path = common.save("planners.json", payload)
 
     rows = [[f"HalfCheetah {k}", f"{r['seconds']:.3f}", common.fmt_rate(r["flops_per_s"]),
              common.fmt_rate(r["matmul_flops_per_s"]), f"{r['fraction']:.0%}", f"{r['cpu_fraction']:.0%}",
              "ok" if r["fraction"] >= TARGET else "BELOW"] for k, r in hc.items()]
-    rows += [[f"cart-pole {k} (per env step)", f"{r['seconds']:.3f}", common.fmt_rate(r["flops_per_s"]),
+    rows += [[f"{label} (per env step)", f"{r['seconds']:.3f}", common.fmt_rate(r["flops_per_s"]),
               common.fmt_rate(r["matmul_flops_per_s"]), f"{r['fraction']:.0%}", f"{r['cpu_fraction']:.0%}", ""]
-             for k, r in cp.items()]
+             for label, r in [*((f"cart-pole {k}", r) for k, r in cp.items()),
+                              *((f"{k} PDDM", r) for k, r in hand.items())]]
     common.print_table(f"planner speed ({len(jax.devices())} devices, load {os.getloadavg()[0]:.1f}; "
                        f"{time.time() - t0:.0f} s)",
                        ["plan", "s/plan", "model FLOP/s", "matmul FLOP/s", "ratio", "per CPU-s", "goal 50%"], rows)
