@@ -56,7 +56,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -441,11 +441,13 @@ class HostRun:
         if finished is not None:
             self.loop["train_returns"] = (self.loop["train_returns"] + [finished])[-100:]
 
-    def explore(self, low: np.ndarray, high: np.ndarray) -> int:
-        """Uniformly random steps until ``init_steps``; returns how many were taken."""
+    def explore(self, low: np.ndarray, high: np.ndarray, on_step: Callable[[], Any] = lambda: None) -> int:
+        """Uniformly random steps until ``init_steps``, ``on_step()`` after each (the single run's progress
+        bar ticks per step, as a bar does in the epochs); returns how many were taken."""
         n = 0
         while self.loop["env_steps"] < self.cfg.init_steps:
             self.env_step(self.rng.uniform(low, high).astype(np.float32))
+            on_step()
             n += 1
         return n
 
@@ -573,7 +575,7 @@ def run(cfg: MBPOConfig, learner: PolicyLearner | None = None) -> dict[str, Any]
     # ---- initial exploration: uniformly random actions
     if restored is None:
         with timed(loop["time_s"], "env"):
-            bar.update(host.explore(parts.low, parts.high))
+            host.explore(parts.low, parts.high, on_step=lambda: bar.update(1))
         host.checkpoint(0, key, learner_state, model_state)
 
     for epoch in range(loop["epoch"], cfg.epochs):
@@ -582,19 +584,19 @@ def run(cfg: MBPOConfig, learner: PolicyLearner | None = None) -> dict[str, Any]
         key, k_act, k_update, k_fit = jax.random.split(key, 4)
         act_keys = np.asarray(jax.random.split(k_act, cfg.epoch_length))
         update_keys = np.asarray(jax.random.split(k_update, cfg.epoch_length))
-        fit_stats, rollout_stats, policy_metrics = [], [], []
+        fits, rollouts, policy_metrics = [], [], []  # per fit / rollout batch / update call: its stats
 
         for t in range(cfg.epoch_length):
             if use_model and t % cfg.model_train_freq == 0:
                 k_fit_t, k_roll_t = jax.random.split(jax.random.fold_in(k_fit, t))
                 with timed(times, "model"):  # fit the ensemble on all real data
                     model_state, stats = fit_on_real(model, model_state, host.real, k_fit_t, cfg.trainer)
-                    fit_stats.append(stats)
+                    fits.append(stats)
                     loop["model_fits"] += 1
                 with timed(times, "rollout"):  # branch k-step rollouts from real states
                     start = jnp.asarray(host.rollout_starts())
                     batch = rollout_fn(model_state, learner_state, start, k_roll_t, horizon=k)
-                    rollout_stats.append(host.add_rollouts(batch))
+                    rollouts.append(host.add_rollouts(batch))
 
             with timed(times, "env"):  # one real step with the stochastic policy
                 obs = host.episode.obs[None].astype(np.float32)
@@ -617,7 +619,7 @@ def run(cfg: MBPOConfig, learner: PolicyLearner | None = None) -> dict[str, Any]
             bar.close()
             raise TrainingDivergedError(f"the policy learner diverged in epoch {epoch} (non-finite {bad}); "
                                         f"the checkpoint in {out} holds the last good state", last_good=None)
-        row = host.log_epoch(epoch, k, returns, fit_stats, rollout_stats, means, times)
+        row = host.log_epoch(epoch, k, returns, fits, rollouts, means, times)
         bar.set_postfix(epoch=epoch + 1, ret=f"{row['return']:.1f}", k=k)
         host.checkpoint(epoch + 1, key, learner_state, model_state)
     bar.close()

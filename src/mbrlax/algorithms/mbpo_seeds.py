@@ -17,13 +17,19 @@ So seed ``k`` draws the same keys and random numbers, resets its envs with the s
 same batches as ``mbrlax train mbpo --seed k``; its folder ``OUT/seed<k>/`` holds what that command writes
 (config.json with ``seed=k`` and ``out=OUT/seed<k>``, metrics.csv with the same columns, tb/,
 learning_curve.png, results.json, and checkpoints in its format). Numbers agree with the single run up
-to the float rounding of the batched matmuls (tests/algorithms/test_mbpo_seeds.py: ~2e-7 relative on a tiny run). Long fits amplify
-it, as in ``pets-seeds``: on the benchmark's Pendulum settings (the preset's 7 x 4x200 ensemble, 400
-transitions) a first fit's holdout MSE agreed to 4e-7 up to epoch 30, then 6e-4 at epoch 50 and 2e-2 at
-70; a later fit can then stop at another epoch, and from there a seed's run parts from its single run
-(same distribution, other numbers). The ``time_*``
-columns are the batched run's, shared by all seeds. A model fit that diverges in any seed is redone one
-seed at a time, as the single run fits (a diverged seed keeps its last good weights).
+to the float rounding of the batched matmuls (tests/algorithms/test_mbpo_seeds.py: up to ~4e-7 relative
+on a tiny run). Long fits amplify it, as in ``pets-seeds``: on the benchmark's Pendulum settings (the
+preset's 7 x 4x200 ensemble, 400 transitions) a first fit's holdout MSE agreed to 4e-7 up to epoch 30,
+then 6e-4 at epoch 50 and 2e-2 at 70; a later fit can then stop at another epoch, and from there a seed's
+run parts from its single run (same distribution, other numbers). The ``time_*`` columns are the batched
+run's, shared by all seeds; so is ``--trainer.max-seconds``, which bounds the batched fit's wall time,
+longer per epoch than one seed's (a seed's fit can then stop earlier than in its single run). A model fit
+that diverges in any seed is redone one seed at a time, as the single run fits (a diverged seed
+keeps its last good weights).
+
+This is a second loop beside :func:`~mbrlax.algorithms.mbpo.run`, not that loop ``vmap``-ped whole: the envs,
+buffers and generators are host objects (Python and NumPy), so only the device calls are batched; the host
+side is the single run's code (``HostRun``), and the two loops differ only in making those calls per seed.
 
 Speed (benchmarks/seeds.py --part mbpo, Pendulum-v1 with the preset's networks on a short budget, 2 shared
 CPU cores at load 7-8): 5 seeds batched take ~3.7x one seed's wall time, ~1.3x less than five single runs;
