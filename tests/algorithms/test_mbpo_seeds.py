@@ -132,13 +132,13 @@ def test_a_seed_folder_continues_alone_with_resume(runs, tmp_path):
 def test_a_non_finite_loss_in_one_seed_stops_the_run_naming_it(tmp_path, monkeypatch):
     """Seed 1's critic loss made NaN in its updates: the run stops after the epoch's evaluation, naming seed 1
     only, before logging or checkpointing that epoch; every seed folder keeps its last good checkpoint."""
-    update_seeds = mbpo_seeds._update_seeds
+    update_seeds = mbpo_seeds.update_seeds
 
     def nan_in_seed_1(learner, states, batches, keys):
         states, metrics = update_seeds(learner, states, batches, keys)
         return states, {**metrics, "critic_loss": metrics["critic_loss"].at[1].set(jnp.nan)}
 
-    monkeypatch.setattr(mbpo_seeds, "_update_seeds", nan_in_seed_1)
+    monkeypatch.setattr(mbpo_seeds, "update_seeds", nan_in_seed_1)
     with pytest.raises(TrainingDivergedError, match=r"diverged in epoch 0 for seeds \[1\]"):
         run(MBPOSeedsConfig(**{**TINY, "epochs": 1}, seeds=(0, 1), out=str(tmp_path)))
     for seed in (0, 1):

@@ -58,8 +58,8 @@ from tqdm.auto import tqdm
 
 from mbrlax.algorithms.mbpo import (PHASES, HostRun, MBPOConfig, evaluate_lockstep, fit_on_real, fit_stats, init_states,
                                     make_parts, mbpo_preset, policy_means, timed, total_steps)
-from mbrlax.algorithms.mpc_seeds import _unstack, seed_config, seeds_preset
-from mbrlax.algorithms.sac_seeds import _act_seeds, _stack, _update_seeds
+from mbrlax.algorithms.seed_axis import seed_config, seeds_preset, stack, unstack
+from mbrlax.algorithms.sac_seeds import act_seeds, update_seeds
 from mbrlax.envs import make_env
 from mbrlax.errors import ConfigError, TrainingDivergedError
 from mbrlax.models.trainer import fit_seeds
@@ -139,7 +139,7 @@ def run(cfg: MBPOSeedsConfig) -> list[dict]:
         learner_states.append(learner_state)
         model_states.append(model_state)
         hosts.append(HostRun(c, env, parts))
-    states = jax.device_put(_stack(learner_states))  # [N, ...]
+    states = jax.device_put(stack(learner_states))  # [N, ...]
     bar = tqdm(total=total_steps(cfg), disable=not cfg.progress, unit="step", desc=f"mbpo {cfg.env} x{n} seeds",
                dynamic_ncols=True)
 
@@ -184,14 +184,14 @@ def run(cfg: MBPOSeedsConfig) -> list[dict]:
 
             with timed(times, "env"):  # one real step per seed with its stochastic policy, one act call
                 obs = np.stack([h.episode.obs for h in hosts])[:, None].astype(np.float32)  # [N, 1, D]
-                actions = np.asarray(_act_seeds(learner, states, obs, act_keys[:, t], False))[:, 0]  # [N, A]
+                actions = np.asarray(act_seeds(learner, states, obs, act_keys[:, t], False))[:, 0]  # [N, A]
                 for h, a in zip(hosts, actions):
                     h.env_step(a)
                 bar.update(1)
 
             with timed(times, "policy"):  # G updates of every seed on its mixed batches, one compiled call
-                batches = _stack([h.policy_batches(parts.batch_size) for h in hosts])  # [N, G, B, ...]
-                states, metrics = _update_seeds(learner, states, batches, update_keys[:, t])
+                batches = stack([h.policy_batches(parts.batch_size) for h in hosts])  # [N, G, B, ...]
+                states, metrics = update_seeds(learner, states, batches, update_keys[:, t])
                 metrics = jax.device_get(metrics)  # {name: [N]}
                 for i, h in enumerate(hosts):
                     policy_metrics[i].append({name: v[i] for name, v in metrics.items()})
@@ -207,7 +207,7 @@ def run(cfg: MBPOSeedsConfig) -> list[dict]:
             raise TrainingDivergedError(f"the policy learner diverged in epoch {epoch} for seeds {bad} (non-finite "
                                         f"loss); the checkpoints in {cfg.out}/seed<k> hold the last good states",
                                         last_good=None)
-        saved = _unstack(jax.device_get(states), n) if cfg.checkpoint else [None] * n  # host copies
+        saved = unstack(jax.device_get(states), n) if cfg.checkpoint else [None] * n  # host copies
         for i, h in enumerate(hosts):
             h.log_epoch(epoch, k, returns[i], fits[i], rollouts[i], means[i], times)
             h.checkpoint(epoch + 1, keys[i], saved[i], model_states[i])
@@ -227,7 +227,7 @@ def _evaluate(learner, states, eval_envs: list[list], seeds: list[int]) -> np.nd
     keys = np.zeros((n, 2), np.uint32)  # jax.random.PRNGKey(0) per seed, unused by the deterministic policy
 
     def act(obs):  # [N * E, D] -> [N * E, A]
-        return np.asarray(_act_seeds(learner, states, obs.reshape(n, e, -1), keys, True)).reshape(n * e, -1)
+        return np.asarray(act_seeds(learner, states, obs.reshape(n, e, -1), keys, True)).reshape(n * e, -1)
 
     flat = [env for envs in eval_envs for env in envs]
     return evaluate_lockstep(act, flat, [s + j for s in seeds for j in range(e)]).reshape(n, e)

@@ -53,6 +53,7 @@ from tqdm.auto import tqdm
 
 from mbrlax.agents.mpc import MPCAgent
 from mbrlax.agents.objective import make_objective
+from mbrlax.algorithms.seed_axis import seed_config, seeds_preset, stack, unstack
 from mbrlax.algorithms.mpc_loop import (MPCLoopConfig, announce_state_cost, finish_run, mpc_row,
                                         mpc_title, planned_vs_achieved, random_start, render_frame, save_iteration,
                                         success_scorer)
@@ -86,34 +87,11 @@ class MPCSeedsConfig(MPCLoopConfig):
         return seed_config(self, MPCLoopConfig, seed)
 
 
-def seed_config(cfg, single_cls: type, seed: int):
-    """Seed ``seed``'s run of the seeds-batched ``cfg`` as the single command's config ``single_cls``: the
-    shared settings, ``seed`` and ``out=OUT/seed<seed>`` (``pets-seeds``, ``mbpo-seeds``)."""
-    fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(single_cls)}
-    return single_cls(**{**fields, "seed": seed, "out": str(Path(cfg.out) / f"seed{seed}")})
-
-
-def seeds_preset(single_cfg, seeds_cls: type):
-    """A single command's preset ``single_cfg`` as the seeds-batched config ``seeds_cls`` (out: ``<its out>-seeds``)."""
-    fields = {f.name: getattr(single_cfg, f.name) for f in dataclasses.fields(single_cfg) if f.name not in ("seed", "out")}
-    return seeds_cls(**fields, out=f"{single_cfg.out}-seeds")
-
-
 def pets_light_seeds_preset(env: str) -> MPCSeedsConfig:
     """``mbrlax train pets``'s light PETS preset for ``env``, for several seeds."""
     from mbrlax.algorithms.presets import pets_light_preset  # presets import mpc_loop
 
     return seeds_preset(pets_light_preset(env), MPCSeedsConfig)
-
-
-def _stack(trees: list):
-    """``N`` pytrees -> one pytree with a leading seed axis ``[N, ...]``, stacked on the host."""
-    return jax.tree.map(lambda *xs: np.stack(xs), *jax.device_get(trees))
-
-
-def _unstack(tree, n: int) -> list:
-    """A host pytree with a leading seed axis -> ``n`` pytrees."""
-    return [jax.tree.map(lambda x: x[k], tree) for k in range(n)]
 
 
 def check_fixed_length(cfg: MPCLoopConfig, task) -> None:
@@ -191,11 +169,11 @@ def run(cfg: MPCSeedsConfig) -> list[dict]:
                                f"{[s for s, k in zip(seeds, plan_keys) if k is not None]} only); please report it")
         if due.pop():
             t0 = time.perf_counter()
-            planner_states = _stack([a.rng_state()["planner"] for a in agents])
+            planner_states = stack([a.rng_state()["planner"] for a in agents])
             out = plan_seeds(planner_states, model_states, jnp.asarray(obs, jnp.float32), jnp.stack(plan_keys))
             actions, new_states, infos = jax.device_get(out)  # [N, H, A], [N, ...], {name: [N, ...]}
             seconds = time.perf_counter() - t0  # the one batched plan's time, every seed's plan time
-            for a, plan, ps, info in zip(agents, actions, _unstack(new_states, n_seeds), _unstack(infos, n_seeds)):
+            for a, plan, ps, info in zip(agents, actions, unstack(new_states, n_seeds), unstack(infos, n_seeds)):
                 a.accept_plan(plan, ps, info, seconds)
         return np.stack([a.next_action() for a in agents])
 

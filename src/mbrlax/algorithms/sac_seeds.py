@@ -42,6 +42,7 @@ from mbrlax.agents.learner import sample_stacked
 from mbrlax.agents.sac import SAC
 from mbrlax.utils.validate import check_seeds_config
 from mbrlax.algorithms.sac_train import SACTrainConfig, make_sac_env, save_checkpoint
+from mbrlax.algorithms.seed_axis import stack
 from mbrlax.data.buffer import ReplayBuffer
 from mbrlax.envs.registry import get_task, resolve_env_id
 from mbrlax.errors import ConfigError, TrainingDivergedError
@@ -79,13 +80,13 @@ def run(config: SACSeedsConfig) -> list[dict]:
 
 # ------------------------------------------------------------------------------------ vmapped learner calls
 @functools.partial(jax.jit, static_argnums=(0, 4))
-def _act_seeds(learner: SAC, states, obs, keys, deterministic: bool):
+def act_seeds(learner: SAC, states, obs, keys, deterministic: bool):
     """``states [N, ...], obs [N, 1, D], keys [N, 2] -> actions [N, 1, A]``."""
     return jax.vmap(lambda s, o, k: learner.act(s, o, k, deterministic))(states, obs, keys)
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _update_seeds(learner: SAC, states, batches, keys):
+def update_seeds(learner: SAC, states, batches, keys):
     """``states [N, ...], batches [N, G, B, ...], keys [N, 2] -> (states [N, ...], metrics {name: [N]})``."""
     return jax.vmap(learner.update_many)(states, batches, keys)
 
@@ -94,11 +95,6 @@ def _update_seeds(learner: SAC, states, batches, keys):
 def _act_keys_seeds(keys):
     """``keys [N, 2] -> [N, 256, 2]``: each seed's ``split(key, 256)`` (keys for its next 256 policy steps)."""
     return jax.vmap(lambda k: jax.random.split(k, 256))(keys)
-
-
-def _stack(trees: list):
-    """``N`` pytrees -> one pytree with a leading axis ``[N, ...]``, stacked on the host (no compiles)."""
-    return jax.tree.map(lambda *xs: np.stack(xs), *jax.device_get(trees))
 
 
 def evaluate_seeds(learner: SAC, states, envs: list, episodes: int, seeds: list[int], task=None):
@@ -114,7 +110,7 @@ def evaluate_seeds(learner: SAC, states, envs: list, episodes: int, seeds: list[
         done = np.zeros(n, bool)
         visited: list[list] = [[] for _ in range(n)]
         while not done.all():
-            actions = np.asarray(_act_seeds(learner, states, obs[:, None], keys, True))[:, 0]  # [N, A]
+            actions = np.asarray(act_seeds(learner, states, obs[:, None], keys, True))[:, 0]  # [N, A]
             for k in np.flatnonzero(~done):
                 obs[k], reward, terminated, truncated, _ = envs[k].step(actions[k])
                 visited[k].append(obs[k].copy())
@@ -147,7 +143,7 @@ def train_sac_seeds(config: SACTrainConfig, seeds: tuple[int, ...]) -> list[dict
     keys = np.stack([np.asarray(jax.random.PRNGKey(s)) for s in seeds])  # [N, 2], train_sac's key per seed
     keys, init_keys = split_seeds(keys)
     # each seed's init is the single run's compiled init (a vmapped init compiled 7x slower)
-    states = jax.device_put(_stack([learner.init(k) for k in init_keys]))  # [N, ...]
+    states = jax.device_put(stack([learner.init(k) for k in init_keys]))  # [N, ...]
     buffers = [ReplayBuffer(min(c.buffer_capacity, c.total_steps), learner.obs_dim, learner.act_dim) for c in configs]
     rngs = [np.random.default_rng(s) for s in seeds]
     loops = [{"env": env_id, "policy_input": policy_input, "env_steps": 0, "episodes": 0, "updates": 0,
@@ -174,7 +170,7 @@ def train_sac_seeds(config: SACTrainConfig, seeds: tuple[int, ...]) -> list[dict
             if act_keys.shape[1] == 0:
                 keys, sub = split_seeds(keys)
                 act_keys = np.asarray(_act_keys_seeds(sub))  # [N, 256, 2]
-            actions = list(np.asarray(_act_seeds(learner, states, np.stack(obs)[:, None], act_keys[:, 0], False))[:, 0])
+            actions = list(np.asarray(act_seeds(learner, states, np.stack(obs)[:, None], act_keys[:, 0], False))[:, 0])
             act_keys = act_keys[:, 1:]
         steps += 1
         bar.update(1)
@@ -193,9 +189,9 @@ def train_sac_seeds(config: SACTrainConfig, seeds: tuple[int, ...]) -> list[dict
         # ---- learn: `update_every` env steps' updates of every seed in one compiled call
         if steps >= config.start_steps and steps % config.update_every == 0:
             per_seed = [sample_stacked(b, updates_per_call, config.sac.batch_size, r) for b, r in zip(buffers, rngs)]
-            batches = _stack(per_seed)  # [N, G, B, ...]
+            batches = stack(per_seed)  # [N, G, B, ...]
             keys, sub = split_seeds(keys)
-            new_states, metrics = _update_seeds(learner, states, batches, sub)
+            new_states, metrics = update_seeds(learner, states, batches, sub)
             bad = [s for s, c, a in zip(seeds, np.asarray(metrics["critic_loss"]), np.asarray(metrics["actor_loss"]))
                    if not (np.isfinite(c) and np.isfinite(a))]
             if bad:
