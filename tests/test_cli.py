@@ -61,3 +61,10 @@ def test_fit_model_writes_the_run_folder(tmp_path):
     assert len(results["ensemble_error_at_horizon"]) == 3  # horizons 1, 5, 10
     for name in ("model_error_vs_horizon.png", "training_curve.png", "model.ckpt", "buffer.npz"):
         assert (out / name).stat().st_size > 0
+
+
+@pytest.mark.parametrize("command, single", [("sac-seeds", "sac"), ("pets-seeds", "pets"), ("mbpo-seeds", "mbpo")])
+def test_seeds_commands_refuse_resume_saying_how_to_continue_one_seed(command, single, capsys):
+    assert main(["train", command, "--seeds", "0", "1", "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"mbrlax train {single} --seed K --out OUT/seedK --resume" in err[0]

@@ -34,7 +34,7 @@ and compiles; a GPU is where it should pay off (not measured).
 
 Limits: only environments whose episodes all have one length (a known task that never terminates:
 cartpole-swingup, Pendulum, HalfCheetah, ...), since the seeds' data sets are stacked in the fit;
-others are refused with one line. There is no ``--resume``: seeds killed between two folders' writes
+others are refused with one line. ``--resume`` is refused with one line: seeds killed between two folders' writes
 can sit at different iterations, which lockstep cannot continue. Continue one seed instead with
 ``mbrlax train pets --seed K --out OUT/seedK --resume`` and the same flags as the pets-seeds run.
 """
@@ -73,10 +73,11 @@ class MPCSeedsConfig(MPCLoopConfig):
 
     seed: tyro.conf.Suppress[int] = 0  # not a flag: each run's seed comes from ``seeds``
     out: str = "runs/pets-seeds"
-    """Parent folder: seed k's run folder is OUT/seed<k>/, as `mbrlax train pets --seed k --out OUT/seed<k>` writes it (no --resume here: continue a seed with `mbrlax train pets --seed K --out OUT/seedK --resume`, same flags)."""
+    """Parent folder: seed k's run folder is OUT/seed<k>/, as `mbrlax train pets --seed k --out OUT/seed<k>` writes it."""
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     """Seeds trained together (fits and plans vmapped over a seed axis)."""
-    resume: tyro.conf.Suppress[bool] = False  # not supported (module docstring); not a flag
+    resume: bool = False
+    """Refused (seeds can stop at different points): continue one seed with `mbrlax train pets --seed K --out OUT/seedK --resume`."""
 
     def __post_init__(self):
         super().__post_init__()

@@ -61,7 +61,8 @@ class SACSeedsConfig(SACTrainConfig):
     """Parent folder: seed k's run folder is OUT/seed<k>/, as `mbrlax train sac --seed k --out OUT/seed<k>` writes it."""
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     """Seeds trained together (one vmapped learner state per seed)."""
-    resume: tyro.conf.Suppress[bool] = False  # not supported (module docstring); not a flag
+    resume: bool = False
+    """Refused (seeds can stop at different points): continue one seed with `mbrlax train sac --seed K --out OUT/seedK --resume`."""
 
     def __post_init__(self):
         super().__post_init__()
