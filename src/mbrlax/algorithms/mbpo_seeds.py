@@ -125,11 +125,16 @@ def run(cfg: MBPOSeedsConfig) -> list[dict]:
     """Run MBPO for every seed of ``cfg.seeds`` at once; returns each seed's results.json summary."""
     seeds, n = cfg.seeds, len(cfg.seeds)
     configs = [cfg.single(s) for s in seeds]
-    envs = [make_env(c.env, seed=c.seed) for c in configs]
-    eval_envs = [[make_env(c.env) for _ in range(c.eval_episodes)] for c in configs]  # N x E
-    parts = make_parts(configs[0], envs[0])
+    first = make_env(configs[0].env, seed=configs[0].seed)
+    parts = make_parts(configs[0], first)
     learner, model = parts.learner, parts.model
-    check_batchable(cfg, model)
+    try:
+        check_batchable(cfg, model)
+    except ConfigError:
+        first.close()
+        raise
+    envs = [first] + [make_env(c.env, seed=c.seed) for c in configs[1:]]  # made only once the run can go
+    eval_envs = [[make_env(c.env) for _ in range(c.eval_episodes)] for c in configs]  # N x E
     use_model = cfg.real_ratio < 1.0
 
     keys, learner_states, model_states, hosts = [], [], [], []  # each seed's, as its single run makes them
