@@ -311,10 +311,14 @@ class LatentModel:
         """Logit ``[...]`` of the probability that taking ``a [..., A]`` in latent ``z [..., Z]`` ends the episode."""
         return self._mlp(params["termination"], z, a)[..., 0]
 
-    def value_scale(self, params: dict) -> jnp.ndarray:
-        """The value head's unit: a return of (|mean reward| + its std) per step, ``/(1 - value_discount)``."""
+    def reward_unit(self, params: dict) -> jnp.ndarray:
+        """One step's reward scale, |mean reward| + its std: the unit of the value's TD error."""
         scale = jax.lax.stop_gradient(params["reward_scale"])
-        return (jnp.abs(scale["mean"]) + scale["std"]) / (1.0 - self.value_discount)
+        return jnp.abs(scale["mean"]) + scale["std"]
+
+    def value_scale(self, params: dict) -> jnp.ndarray:
+        """The value head's output unit: :meth:`reward_unit` every step, ``/(1 - value_discount)``."""
+        return self.reward_unit(params) / (1.0 - self.value_discount)
 
     def value(self, params: dict, z: jnp.ndarray) -> jnp.ndarray:
         """Predicted discounted return ``[...]`` (env units) from latent ``z [..., Z]`` under the data's policy."""
@@ -353,8 +357,8 @@ class LatentModel:
         std = jax.lax.stop_gradient(params["reward_scale"]["std"])  # the error in standardised units
         parts = {"reward": weighted(((r_hat - rewards) / std) ** 2)}
         total = self.reward_coef * parts["reward"]
+        done = jnp.zeros_like(rewards) if terminated is None else terminated.astype(jnp.float32)  # [B, L]
         if self.termination_coef > 0:
-            done = jnp.zeros_like(rewards) if terminated is None else terminated.astype(jnp.float32)
             parts["termination"] = weighted(optax.sigmoid_binary_cross_entropy(t_logit, done))
             total = total + self.termination_coef * parts["termination"]
         if self.inverse_coef > 0:  # a_0 from (z_0, z_1), error per action dim in units of the batch's action variance
@@ -367,13 +371,11 @@ class LatentModel:
             total = total + self.inverse_coef * parts["inverse"]
         if self.objective != "reconstruct" or self.value_coef > 0:
             target = jax.lax.stop_gradient(self.encode({"encoder": target_encoder}, frames[:, 1:]))  # [B, L, Z]
-        if self.value_coef > 0:  # TD(0): V(z_t) -> r_t + gamma (1 - done_t) V(target latent of o_t+1), V held fixed
-            done = jnp.zeros_like(rewards) if terminated is None else terminated.astype(jnp.float32)
+        if self.value_coef > 0:  # TD(0): V(z_t) -> r_t + gamma (1 - done_t) V'(target latent of o_t+1), V' its EMA
             fixed = jax.lax.stop_gradient({**params, "value": params["value_target"]})
             y = rewards + self.value_discount * (1.0 - done) * self.value(fixed, target)  # [B, L]
             v = self.value(params, jnp.concatenate([z0[:, None], zs[:, :-1]], axis=1))  # z_0 encoded, z_1.. rolled
-            unit = self.value_scale(params) * (1.0 - self.value_discount)  # one step's reward scale, as TD-MPC's raw units
-            parts["value"] = weighted(((v - y) / unit) ** 2)
+            parts["value"] = weighted(((v - y) / self.reward_unit(params)) ** 2)  # as TD-MPC's raw units
             total = total + self.value_coef * parts["value"]
         if self.objective != "reconstruct":
             parts["consistency"] = weighted(((zs - target) ** 2).mean(2))
