@@ -58,7 +58,7 @@ from tqdm.auto import tqdm
 
 from mbrlax.algorithms.mbpo import (PHASES, HostRun, MBPOConfig, evaluate_lockstep, fit_on_real, fit_stats, init_states,
                                     make_parts, mbpo_preset, policy_means, timed, total_steps)
-from mbrlax.algorithms.seed_axis import seed_config, seeds_preset, stack, unstack
+from mbrlax.algorithms.seed_axis import seed_config, seeds_preset, stack, stack_on_device, unstack
 from mbrlax.algorithms.sac_seeds import act_seeds, update_seeds
 from mbrlax.envs import make_env
 from mbrlax.errors import ConfigError, TrainingDivergedError
@@ -181,7 +181,7 @@ def run(cfg: MBPOSeedsConfig) -> list[dict]:
                         h.loop["model_fits"] += 1
                 with timed(times, "rollout"):  # every seed's k-step rollouts from its real states, one call
                     starts = jnp.asarray(np.stack([h.rollout_starts() for h in hosts]))  # [N, R, D]
-                    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *model_states)  # [N, ...]
+                    stacked = stack_on_device(model_states)  # [N, ...]
                     batch = jax.device_get(_rollout_seeds(parts.rollout_fn, stacked, states, starts,
                                                           jnp.stack([s[1] for s in split]), k))
                     for i, h in enumerate(hosts):

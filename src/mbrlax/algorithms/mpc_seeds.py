@@ -53,7 +53,7 @@ from tqdm.auto import tqdm
 
 from mbrlax.agents.mpc import MPCAgent
 from mbrlax.agents.objective import make_objective
-from mbrlax.algorithms.seed_axis import seed_config, seeds_preset, stack, unstack
+from mbrlax.algorithms.seed_axis import seed_config, seeds_preset, stack, stack_on_device, unstack
 from mbrlax.algorithms.mpc_loop import (MPCLoopConfig, announce_state_cost, finish_run, mpc_row,
                                         mpc_title, planned_vs_achieved, random_start, render_frame, save_iteration,
                                         success_scorer)
@@ -158,7 +158,7 @@ def run(cfg: MPCSeedsConfig) -> list[dict]:
             subs.append(sub)
         results = fit_seeds(model, states, [b.all() for b in buffers], subs, cfg.trainer)
         states = [r.state for r in results]
-        model_states = elites_seeds(jax.tree.map(lambda *xs: jnp.stack(xs), *states))
+        model_states = elites_seeds(stack_on_device(states))
         return results
 
     def act(obs: np.ndarray) -> np.ndarray:

@@ -7,12 +7,18 @@ import dataclasses
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
 def stack(trees: list):
     """``N`` pytrees -> one pytree with a leading seed axis ``[N, ...]``, stacked on the host (no compiles)."""
     return jax.tree.map(lambda *xs: np.stack(xs), *jax.device_get(trees))
+
+
+def stack_on_device(trees: list):
+    """``N`` pytrees of device arrays -> one pytree ``[N, ...]`` stacked on the device (no host round trip)."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 
 def unstack(tree, n: int) -> list:

@@ -125,7 +125,7 @@ def check_seeds(cfg, field: str = "seeds") -> None:
 
 
 def check_seeds_config(cfg, single_command: str) -> None:
-    """A seeds-batched config (``mbrlax train pets-seeds``/``sac-seeds``): its ``seeds`` made a tuple of ints
+    """A seeds-batched config (``mbrlax train pets-seeds``, ``sac-seeds``, ``mbpo-seeds``): its ``seeds`` made a tuple of ints
     and checked (:func:`check_seeds`), and ``resume`` refused with how to continue one seed instead."""
     object.__setattr__(cfg, "seeds", tuple(int(s) for s in cfg.seeds))
     check_seeds(cfg)
